@@ -1,0 +1,443 @@
+//! Locations, channels, SKUs and the positions that join SKUs to locations.
+//!
+//! Everything here is append-only: codes are interned once and positions are never
+//! removed, so readers use plain references without locks. One writer lock serializes
+//! the few changes that add entries (a new code, a new position, a location upsert).
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::chunked::ChunkedVec;
+use crate::code_index::{CodeIndex, GrowableTable};
+use crate::error::CodeError;
+use crate::position::Position;
+
+/// Index meaning "no position" in position links.
+pub(crate) const NO_POSITION: u32 = u32::MAX;
+
+/// The channel that a request without a channel uses. It always exists.
+pub const DEFAULT_CHANNEL: &str = "default";
+
+/// What kind of fulfilment node a location is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LocationKind {
+    /// A distribution centre or warehouse.
+    Warehouse = 0,
+    /// A physical store.
+    Store = 1,
+    /// A store closed to shoppers that fulfils online orders.
+    DarkStore = 2,
+    /// A vendor that ships its own stock to the customer.
+    DropShipVendor = 3,
+}
+
+/// The fulfilment methods a location offers, as a bit set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FulfilmentMethods(u8);
+
+impl FulfilmentMethods {
+    /// Ship to the customer from this location.
+    pub const SHIP: Self = Self(1);
+    /// The customer picks up in store.
+    pub const PICKUP: Self = Self(1 << 1);
+    /// The customer picks up at the curb.
+    pub const CURBSIDE: Self = Self(1 << 2);
+    /// The vendor ships directly.
+    pub const DROP_SHIP: Self = Self(1 << 3);
+    /// Delivery the same day.
+    pub const SAME_DAY: Self = Self(1 << 4);
+
+    /// The empty set.
+    pub const fn none() -> Self {
+        Self(0)
+    }
+
+    /// The set of both operands' methods.
+    #[must_use]
+    pub const fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// True if and only if every method in `other` is in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The raw bits.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Builds a set from raw bits, or `None` if unknown bits are set.
+    pub const fn from_bits(bits: u8) -> Option<Self> {
+        if bits & !0b1_1111 == 0 { Some(Self(bits)) } else { None }
+    }
+}
+
+/// A location upsert: the full description of a fulfilment node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocationSpec {
+    /// Client code, 1 to 64 bytes, no control characters.
+    pub code: String,
+    /// Kind of node.
+    pub kind: LocationKind,
+    /// Latitude in degrees, -90 to 90.
+    pub lat: f64,
+    /// Longitude in degrees, -180 to 180.
+    pub lon: f64,
+    /// Fulfilment methods offered.
+    pub methods: FulfilmentMethods,
+    /// Orders the location can fulfil per day; routing consumes it.
+    pub daily_capacity: u32,
+    /// Whether the location takes new reservations.
+    pub active: bool,
+}
+
+/// The stored attributes of a location, as returned by reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocationInfo {
+    /// Client code.
+    pub code: String,
+    /// Kind of node.
+    pub kind: LocationKind,
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// Fulfilment methods offered.
+    pub methods: FulfilmentMethods,
+    /// Orders per day.
+    pub daily_capacity: u32,
+    /// Whether the location takes new reservations.
+    pub active: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Location {
+    pub active: AtomicBool,
+    pub info: RwLock<Option<LocationInfo>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Channel {
+    pub may_sell_safety_stock: AtomicBool,
+}
+
+/// Per SKU: the first of its positions, linked through `Catalog::next_position`.
+#[derive(Default)]
+pub(crate) struct Sku {
+    first_position: AtomicU32,
+}
+
+/// Locations, channels, SKUs and positions.
+pub(crate) struct Catalog {
+    pub locations: CodeIndex,
+    location_records: ChunkedVec<Location>,
+    pub channels: CodeIndex,
+    channel_records: ChunkedVec<Channel>,
+    pub skus: CodeIndex,
+    sku_records: ChunkedVec<Sku>,
+    positions: ChunkedVec<Position>,
+    /// Next position of the same SKU, `NO_POSITION` at the end of the list.
+    next_position: ChunkedVec<AtomicU32>,
+    /// (SKU id, location id) to position index.
+    position_table: GrowableTable<AtomicU32>,
+    position_hasher: foldhash::fast::RandomState,
+    writer: Mutex<()>,
+}
+
+impl Catalog {
+    pub(crate) fn new(expected_skus: usize, expected_positions: usize) -> Self {
+        let catalog = Catalog {
+            locations: CodeIndex::with_capacity(0),
+            location_records: ChunkedVec::new(),
+            channels: CodeIndex::with_capacity(0),
+            channel_records: ChunkedVec::new(),
+            skus: CodeIndex::with_capacity(expected_skus),
+            sku_records: ChunkedVec::new(),
+            positions: ChunkedVec::new(),
+            next_position: ChunkedVec::new(),
+            position_table: GrowableTable::with_entries(expected_positions),
+            position_hasher: foldhash::fast::RandomState::default(),
+            writer: Mutex::new(()),
+        };
+        catalog.upsert_channel(DEFAULT_CHANNEL, false).expect("the default channel code is valid");
+        catalog
+    }
+
+    // Locations.
+
+    /// Inserts or replaces a location. Returns whether it was new.
+    pub(crate) fn upsert_location(&self, spec: &LocationSpec) -> Result<bool, crate::error::LocationError> {
+        validate_location(spec)?;
+        let _writer = self.writer.lock();
+
+        let (id, new) = self.locations.intern(&spec.code).ok_or(crate::error::LocationError::TooManyLocations)?;
+        if new {
+            self.location_records.push_with(|_| {}).expect("location ids and records grow together");
+        }
+        let record = self.location(id).expect("interned location has a record");
+        *record.info.write() = Some(LocationInfo {
+            code: spec.code.clone(),
+            kind: spec.kind,
+            lat: spec.lat,
+            lon: spec.lon,
+            methods: spec.methods,
+            daily_capacity: spec.daily_capacity,
+            active: spec.active,
+        });
+        record.active.store(spec.active, Ordering::Release);
+        Ok(new)
+    }
+
+    #[inline]
+    pub(crate) fn location(&self, id: u32) -> Option<&Location> {
+        self.location_records.get(id as usize)
+    }
+
+    pub(crate) fn location_count(&self) -> usize {
+        self.location_records.len()
+    }
+
+    // Channels.
+
+    /// Inserts or replaces a channel. Returns whether it was new.
+    pub(crate) fn upsert_channel(&self, code: &str, may_sell_safety_stock: bool) -> Result<bool, CodeError> {
+        validate_code("channel", code)?;
+        let _writer = self.writer.lock();
+        let (id, new) = self.channels.intern(code).ok_or(CodeError::TooMany { field: "channel" })?;
+        if new {
+            self.channel_records.push_with(|_| {}).expect("channel ids and records grow together");
+        }
+        let record = self.channel(id).expect("interned channel has a record");
+        record.may_sell_safety_stock.store(may_sell_safety_stock, Ordering::Release);
+        Ok(new)
+    }
+
+    #[inline]
+    pub(crate) fn channel(&self, id: u32) -> Option<&Channel> {
+        self.channel_records.get(id as usize)
+    }
+
+    // SKUs and positions.
+
+    #[inline]
+    fn position_hash(&self, sku: u32, location: u32) -> u64 {
+        self.position_hasher.hash_one((u64::from(sku) << 32) | u64::from(location))
+    }
+
+    /// Returns the index of the position of `sku` at `location`, if it exists.
+    #[inline]
+    pub(crate) fn find_position(&self, sku: u32, location: u32) -> Option<u32> {
+        let hash = self.position_hash(sku, location);
+        self.position_table.load().find(hash, |index| {
+            // SAFETY: indexes in the table were published after their position.
+            let position = unsafe { self.positions.get_unchecked(index as usize) };
+            position.sku() == sku && position.location() == location
+        })
+    }
+
+    #[inline]
+    pub(crate) fn position(&self, index: u32) -> &Position {
+        self.positions.get(index as usize).expect("position indexes come from the catalog")
+    }
+
+    /// Calls `visit` with every position of `sku`, in the order they were created.
+    pub(crate) fn for_each_position(&self, sku: u32, mut visit: impl FnMut(u32, &Position)) {
+        let Some(record) = self.sku_records.get(sku as usize) else { return };
+        let mut index = record.first_position.load(Ordering::Acquire);
+        while index != NO_POSITION {
+            visit(index, self.position(index));
+            index = self.next_position.get(index as usize).expect("linked position exists").load(Ordering::Acquire);
+        }
+    }
+
+    /// Returns the position of (`sku`, `location`), creating the SKU and the position
+    /// as needed. The location must exist and the SKU code must be valid.
+    pub(crate) fn ensure_position(&self, sku_code: &str, location: u32) -> Result<u32, crate::error::StockError> {
+        if let Some(sku) = self.skus.get(sku_code) {
+            if let Some(index) = self.find_position(sku, location) {
+                return Ok(index);
+            }
+        }
+        let _writer = self.writer.lock();
+        self.ensure_position_locked(sku_code, location)
+    }
+
+    /// As `ensure_position`, for a caller holding the writer lock (see `writer_lock`).
+    pub(crate) fn ensure_position_locked(&self, sku_code: &str, location: u32) -> Result<u32, crate::error::StockError> {
+        let (sku, new_sku) = self.skus.intern(sku_code).ok_or(crate::error::StockError::TooManySkus)?;
+        if new_sku {
+            self.sku_records
+                .push_with(|record| record.first_position.store(NO_POSITION, Ordering::Relaxed))
+                .expect("SKU ids and records grow together");
+        }
+        if let Some(index) = self.find_position(sku, location) {
+            return Ok(index);
+        }
+
+        let count = self.positions.len();
+        if count >= crate::limits::POSITIONS_MAX as usize {
+            return Err(crate::error::StockError::TooManyPositions);
+        }
+        self.position_table.reserve(count + 1, |index| {
+            let position = self.position(index);
+            self.position_hash(position.sku(), position.location())
+        });
+        let index = self.positions.push_with(|position| position.init(sku, location)).expect("below POSITIONS_MAX") as u32;
+        self.next_position
+            .push_with(|next| next.store(NO_POSITION, Ordering::Relaxed))
+            .expect("positions and links grow together");
+
+        // Publish: first in the (SKU, location) table, then at the end of the SKU's list.
+        self.position_table.load().insert(self.position_hash(sku, location), index);
+        let record = self.sku_records.get(sku as usize).expect("SKU record exists");
+        let mut link = &record.first_position;
+        loop {
+            let next = link.load(Ordering::Acquire);
+            if next == NO_POSITION {
+                break;
+            }
+            link = self.next_position.get(next as usize).expect("linked position exists");
+        }
+        link.store(index, Ordering::Release);
+        Ok(index)
+    }
+
+    /// Takes the writer lock, for callers that add many positions in one go.
+    pub(crate) fn writer_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.writer.lock()
+    }
+
+    /// Makes room for this many SKUs and positions without growing tables again.
+    pub(crate) fn reserve(&self, skus: usize, positions: usize) {
+        let _writer = self.writer.lock();
+        self.skus.reserve(skus);
+        self.position_table.reserve(positions, |index| {
+            let position = self.position(index);
+            self.position_hash(position.sku(), position.location())
+        });
+    }
+
+    pub(crate) fn position_count(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Bytes used by positions and the indexes that find them, excluding code strings.
+    pub(crate) fn position_bytes(&self) -> usize {
+        self.positions.allocated_bytes()
+            + self.next_position.allocated_bytes()
+            + self.position_table.allocated_bytes()
+            + self.sku_records.allocated_bytes()
+            + self.skus.index_bytes()
+    }
+
+    /// Bytes used by code strings.
+    pub(crate) fn code_bytes(&self) -> usize {
+        self.skus.code_bytes() + self.locations.code_bytes() + self.channels.code_bytes()
+    }
+}
+
+/// Checks a client code: 1 to `CODE_LEN_MAX` bytes, no control characters.
+pub(crate) fn validate_code(field: &'static str, code: &str) -> Result<(), CodeError> {
+    validate_id(field, code, crate::limits::CODE_LEN_MAX)
+}
+
+/// Checks an id: 1 to `len_max` bytes, no control characters.
+pub(crate) fn validate_id(field: &'static str, value: &str, len_max: usize) -> Result<(), CodeError> {
+    if value.is_empty() {
+        return Err(CodeError::Empty { field });
+    }
+    if value.len() > len_max {
+        return Err(CodeError::TooLong { field, len: value.len(), len_max });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(CodeError::ControlCharacter { field, value: value.escape_debug().to_string() });
+    }
+    Ok(())
+}
+
+fn validate_location(spec: &LocationSpec) -> Result<(), crate::error::LocationError> {
+    use crate::error::LocationError;
+    validate_code("location", &spec.code)?;
+    if !(-90.0..=90.0).contains(&spec.lat) {
+        return Err(LocationError::LatitudeOutOfRange { code: spec.code.clone(), lat: spec.lat });
+    }
+    if !(-180.0..=180.0).contains(&spec.lon) {
+        return Err(LocationError::LongitudeOutOfRange { code: spec.code.clone(), lon: spec.lon });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_code(code: &str, expected: Result<(), &str>) {
+        let actual = validate_code("sku", code).map_err(|error| error.to_string());
+        assert_eq!(actual, expected.map_err(str::to_owned), "code {code:?}");
+    }
+
+    #[test]
+    fn code_validation() {
+        check_code("A", Ok(()));
+        check_code(&"x".repeat(64), Ok(()));
+        check_code("camisa-azul-M", Ok(()));
+        check_code("", Err("sku is empty; a code has 1 to 64 bytes"));
+        check_code(&"x".repeat(65), Err("sku is 65 bytes long; the limit is 64 bytes"));
+        check_code("a\nb", Err("sku \"a\\nb\" contains a control character"));
+    }
+
+    #[test]
+    fn positions_of_a_sku_keep_creation_order() {
+        let catalog = Catalog::new(0, 0);
+        for code in ["L1", "L2", "L3"] {
+            let spec = LocationSpec {
+                code: code.into(),
+                kind: LocationKind::Warehouse,
+                lat: 19.4,
+                lon: -99.1,
+                methods: FulfilmentMethods::SHIP,
+                daily_capacity: 100,
+                active: true,
+            };
+            catalog.upsert_location(&spec).unwrap();
+        }
+        let p2 = catalog.ensure_position("SKU", 2).unwrap();
+        let p0 = catalog.ensure_position("SKU", 0).unwrap();
+        assert_eq!(catalog.ensure_position("SKU", 2).unwrap(), p2);
+        let mut seen = Vec::new();
+        catalog.for_each_position(0, |index, position| seen.push((index, position.location())));
+        assert_eq!(seen, vec![(p2, 2), (p0, 0)]);
+        assert_eq!(catalog.find_position(0, 0), Some(p0));
+        assert_eq!(catalog.find_position(0, 1), None);
+    }
+
+    #[test]
+    fn location_rejects_bad_coordinates() {
+        let mut spec = LocationSpec {
+            code: "CDMX-1".into(),
+            kind: LocationKind::Store,
+            lat: 91.0,
+            lon: 0.0,
+            methods: FulfilmentMethods::PICKUP,
+            daily_capacity: 10,
+            active: true,
+        };
+        let catalog = Catalog::new(0, 0);
+        assert_eq!(
+            catalog.upsert_location(&spec).unwrap_err().to_string(),
+            "location CDMX-1: latitude 91 is outside -90..=90"
+        );
+        spec.lat = 0.0;
+        spec.lon = -180.5;
+        assert_eq!(
+            catalog.upsert_location(&spec).unwrap_err().to_string(),
+            "location CDMX-1: longitude -180.5 is outside -180..=180"
+        );
+        assert_eq!(catalog.location_count(), 0);
+    }
+}

@@ -1,0 +1,152 @@
+//! An append-only vector whose elements never move, so readers on other threads
+//! hold plain references while a writer appends.
+//!
+//! Elements live in chunks that double in size (64, 128, 256, ... elements), allocated on
+//! demand and freed only when the vector drops, so a small vector costs little. Appends are serialized by the caller (the catalog's writer lock);
+//! reads are lock-free: an index below `len` always refers to a fully built element.
+
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+/// Elements in the first chunk, as a power of two; chunk `i` holds `2^(FIRST_CHUNK_SHIFT + i)`.
+const FIRST_CHUNK_SHIFT: u32 = 6;
+
+/// Most chunks: together they hold just under 2^32 elements.
+const CHUNKS_MAX: usize = (32 - FIRST_CHUNK_SHIFT) as usize;
+
+/// Maps an element index to its chunk and the offset inside that chunk.
+#[inline]
+fn locate(index: usize) -> (usize, usize) {
+    let shifted = index + (1 << FIRST_CHUNK_SHIFT);
+    let bit = usize::BITS - 1 - shifted.leading_zeros();
+    let chunk = (bit - FIRST_CHUNK_SHIFT) as usize;
+    (chunk, shifted - (1 << bit))
+}
+
+/// Elements in chunk `chunk`.
+fn chunk_len(chunk: usize) -> usize {
+    1 << (FIRST_CHUNK_SHIFT as usize + chunk)
+}
+
+/// Append-only vector with stable element addresses and lock-free reads.
+pub(crate) struct ChunkedVec<T> {
+    chunks: Box<[AtomicPtr<T>]>,
+    len: AtomicUsize,
+}
+
+// SAFETY: the vector hands out shared references to `T` across threads, and appends
+// move `T` values in from the writer's thread.
+unsafe impl<T: Send + Sync> Sync for ChunkedVec<T> {}
+// SAFETY: as above; ownership of the chunks moves with the vector.
+unsafe impl<T: Send> Send for ChunkedVec<T> {}
+
+impl<T: Default> ChunkedVec<T> {
+    pub(crate) fn new() -> Self {
+        let chunks = (0..CHUNKS_MAX).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect();
+        ChunkedVec { chunks, len: AtomicUsize::new(0) }
+    }
+
+    /// Number of published elements.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Returns the element at `index`, or `None` past the published length.
+    #[inline]
+    pub(crate) fn get(&self, index: usize) -> Option<&T> {
+        if index >= self.len() {
+            return None;
+        }
+        // SAFETY: index < len, so its chunk was allocated and the element built before
+        // `len` was published with Release ordering.
+        Some(unsafe { self.get_unchecked(index) })
+    }
+
+    /// Returns the element at `index` without checking the length.
+    ///
+    /// # Safety
+    /// `index` must be below a length this thread has observed.
+    #[inline]
+    pub(crate) unsafe fn get_unchecked(&self, index: usize) -> &T {
+        let (chunk_index, offset) = locate(index);
+        let chunk = self.chunks[chunk_index].load(Ordering::Acquire);
+        debug_assert!(!chunk.is_null());
+        // SAFETY: the caller guarantees the chunk exists; the offset is within it.
+        unsafe { &*chunk.add(offset) }
+    }
+
+    /// Appends an element built by `init` and returns its index.
+    ///
+    /// The caller serializes appends (one writer at a time). Returns `None` when the
+    /// vector is full.
+    pub(crate) fn push_with(&self, init: impl FnOnce(&T)) -> Option<usize> {
+        let index = self.len.load(Ordering::Relaxed);
+        let (chunk_index, offset) = locate(index);
+        if chunk_index >= CHUNKS_MAX {
+            return None;
+        }
+        let mut chunk = self.chunks[chunk_index].load(Ordering::Acquire);
+        if chunk.is_null() {
+            let elements: Box<[T]> = (0..chunk_len(chunk_index)).map(|_| T::default()).collect();
+            chunk = Box::into_raw(elements).cast::<T>();
+            self.chunks[chunk_index].store(chunk, Ordering::Release);
+        }
+
+        // SAFETY: the chunk exists and only this writer touches the unpublished slot.
+        let element = unsafe { &*chunk.add(offset) };
+        init(element);
+        self.len.store(index + 1, Ordering::Release);
+        Some(index)
+    }
+
+    /// Bytes allocated for chunks and the chunk table.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        let allocated: usize = (0..CHUNKS_MAX)
+            .filter(|&chunk| !self.chunks[chunk].load(Ordering::Relaxed).is_null())
+            .map(chunk_len)
+            .sum();
+        allocated * size_of::<T>() + CHUNKS_MAX * size_of::<AtomicPtr<T>>()
+    }
+}
+
+impl<T> Drop for ChunkedVec<T> {
+    fn drop(&mut self) {
+        for (chunk_index, slot) in self.chunks.iter().enumerate() {
+            let chunk = slot.load(Ordering::Acquire);
+            if chunk.is_null() {
+                continue;
+            }
+            let slice = std::ptr::slice_from_raw_parts_mut(chunk, chunk_len(chunk_index));
+            // SAFETY: the chunk was made by `Box::into_raw` of a slice of this length.
+            drop(unsafe { Box::from_raw(slice) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn locate_maps_chunk_boundaries() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(63), (0, 63));
+        assert_eq!(locate(64), (1, 0));
+        assert_eq!(locate(191), (1, 127));
+        assert_eq!(locate(192), (2, 0));
+        assert_eq!(locate(u32::MAX as usize - 64), (CHUNKS_MAX - 1, chunk_len(CHUNKS_MAX - 1) - 1));
+    }
+
+    #[test]
+    fn chunked_vec_push_and_get_across_chunks() {
+        let vec: ChunkedVec<AtomicU64> = ChunkedVec::new();
+        let count = 5_000;
+        for i in 0..count {
+            let index = vec.push_with(|slot| slot.store(i as u64, Ordering::Relaxed));
+            assert_eq!(index, Some(i));
+        }
+        assert_eq!(vec.len(), count);
+        assert_eq!(vec.get(4_097).map(|v| v.load(Ordering::Relaxed)), Some(4_097));
+        assert!(vec.get(count).is_none());
+    }
+}

@@ -1,0 +1,777 @@
+//! Reservations: reserve, confirm, release, fulfil, extend, get, and expiry.
+//!
+//! Lock order: a reservation shard, then the positions of its lines in index order.
+//! Reads take no locks; the sweep takes the sweep lock, then shards one at a time.
+//!
+//! Expiry is decided by the deadline, not by the sweep. Each position keeps a lower
+//! bound of its holds' deadlines; the engine keeps `swept_until_ms`, before which every
+//! due hold has been released. A request touching a position whose bound has passed,
+//! at a time after `swept_until_ms`, first sweeps every due hold, so reads and reserves
+//! never count an expired hold. Operations on one reservation expire its own hold
+//! under the shard lock, so a confirm racing with expiry has exactly one winner.
+
+mod table;
+pub mod types;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::Ordering;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
+
+use crate::Engine;
+use crate::catalog::{NO_POSITION, validate_code, validate_id};
+use crate::error::{ReservationError, ReserveError};
+use crate::limits::{
+    LINE_QUANTITY_MAX, LINES_PER_RESERVATION_MAX, OPERATION_ID_LEN_MAX, RESERVATION_ID_LEN_MAX, TTL_MS_MAX, TTL_MS_MIN,
+};
+use crate::position::PositionGuard;
+use table::{Line, OperationRecord, Reservation, Shard};
+use types::*;
+
+/// Reservation shards, a power of two. More shards mean less lock contention between
+/// threads and a longer sweep (it visits every shard).
+const RESERVATION_SHARDS: usize = 64;
+
+/// Position guards a request usually takes without allocating.
+type Guards<'a> = SmallVec<[PositionGuard<'a>; 4]>;
+
+/// Reservations in shards by id hash.
+pub(crate) struct ReservationTable {
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    hasher: foldhash::fast::RandomState,
+    retention_ms: u64,
+    ended_max_per_shard: usize,
+}
+
+impl ReservationTable {
+    pub(crate) fn new(retention_ms: u64, ended_max: u64) -> Self {
+        ReservationTable {
+            shards: (0..RESERVATION_SHARDS).map(|_| CachePadded::new(Mutex::new(Shard::default()))).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            retention_ms,
+            ended_max_per_shard: (ended_max as usize).div_ceil(RESERVATION_SHARDS),
+        }
+    }
+
+    #[inline]
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        &self.shards[(hash >> 58) as usize % RESERVATION_SHARDS]
+    }
+
+    fn trim(&self, shard: &mut Shard, now_ms: u64) {
+        shard.trim(now_ms, self.retention_ms, self.ended_max_per_shard, &|id| self.hash(id));
+    }
+
+    pub(crate) fn shards(&self) -> impl Iterator<Item = MutexGuard<'_, Shard>> {
+        self.shards.iter().map(|shard| shard.lock())
+    }
+}
+
+/// A reserve line after its codes are resolved.
+#[derive(Clone, Copy)]
+struct ResolvedLine {
+    /// Status decided before looking at stock, if the line cannot be held at all.
+    status: Option<LineStatus>,
+    sku: u32,
+    location: u32,
+    position: u32,
+    quantity: u32,
+}
+
+fn reserve_fingerprint(request: &ReserveRequest) -> u64 {
+    let channel = request.channel.as_deref().unwrap_or(crate::DEFAULT_CHANNEL);
+    foldhash::quality::FixedState::with_seed(0x5EED_0E5E).hash_one((
+        channel,
+        &request.lines,
+        request.policy as u8,
+        request.ttl_ms,
+    ))
+}
+
+fn operation_fingerprint(kind: u8, units: &Units, extra: u64) -> u64 {
+    foldhash::quality::FixedState::with_seed(0x5EED_0B5E).hash_one((kind, units, extra))
+}
+
+/// Locks the positions in `indexes` (sorted, without duplicates).
+fn lock_positions<'e>(engine: &'e Engine, indexes: &[u32]) -> Guards<'e> {
+    debug_assert!(indexes.windows(2).all(|pair| pair[0] < pair[1]));
+    indexes
+        .iter()
+        .map(|&index| engine.catalog.position(index).lock(&engine.counters.positions_in_shortage))
+        .collect()
+}
+
+fn sorted_unique(mut indexes: SmallVec<[u32; 4]>) -> SmallVec<[u32; 4]> {
+    indexes.sort_unstable();
+    indexes.dedup();
+    indexes
+}
+
+fn guard_for<'g, 'e>(guards: &'g mut Guards<'e>, order: &[u32], index: u32) -> &'g mut PositionGuard<'e> {
+    let slot = order.binary_search(&index).expect("every touched position is locked");
+    &mut guards[slot]
+}
+
+fn deadline_floor_s(deadline_ms: u64) -> u32 {
+    (deadline_ms / 1_000).min(u64::from(u32::MAX - 1)) as u32
+}
+
+impl Engine {
+    pub(crate) fn swept_until_ms(&self) -> u64 {
+        self.expiry.swept_until_ms.load(Ordering::Acquire)
+    }
+
+    // Reserve.
+
+    /// Holds units of one or more positions until `now + ttl_ms`.
+    ///
+    /// Idempotent on the reservation id: a repeat with the same content (channel,
+    /// lines in order, policy, TTL) returns the first outcome, even after stock
+    /// changed; the same id with different content is an error. A reserve that holds
+    /// nothing leaves no record, so its retry is judged afresh.
+    pub fn reserve(&self, request: &ReserveRequest, now_ms: u64) -> Result<ReserveOutcome, ReserveError> {
+        self.validate_reserve(request)?;
+        let (channel, may_sell_safety_stock) = self
+            .resolve_channel(request.channel.as_deref())
+            .ok_or_else(|| ReserveError::UnknownChannel { code: request.channel.clone().unwrap_or_default() })?;
+        let resolved = self.resolve_lines(request);
+        let fingerprint = reserve_fingerprint(request);
+        let touched = sorted_unique(
+            resolved.iter().filter(|line| line.position != NO_POSITION).map(|line| line.position).collect(),
+        );
+
+        let hash = self.reservations.hash(&request.reservation_id);
+        loop {
+            // Make sure no position counts an expired hold before taking locks.
+            self.sweep_if_positions_due(&touched, now_ms);
+
+            let mut shard = self.reservations.shard(hash).lock();
+            if let Some(slot) = shard.find(hash, &request.reservation_id) {
+                let existing = shard.get(slot);
+                if existing.fingerprint != fingerprint {
+                    return Err(ReserveError::IdReusedWithDifferentContent { id: request.reservation_id.clone() });
+                }
+                return Ok(replayed_reserve(existing));
+            }
+
+            // Read the clock under the shard lock: a concurrent sweep raises the clock
+            // before it visits this shard, so a hold made here is either seen by that
+            // sweep or has a deadline after the sweep's time.
+            let now_ms = self.clock.observe(now_ms);
+            let deadline_ms = now_ms + request.ttl_ms;
+            let mut guards = lock_positions(self, &touched);
+            let swept_until_ms = self.swept_until_ms();
+            if now_ms > swept_until_ms && guards.iter().any(|guard| guard.counters.may_hold_expired(now_ms)) {
+                drop(guards);
+                drop(shard);
+                self.expire_due(now_ms);
+                continue;
+            }
+
+            let outcome = plan_reserve(request, &resolved, &touched, &guards, may_sell_safety_stock, deadline_ms);
+            if !outcome.held_any() {
+                return Ok(outcome);
+            }
+
+            // Apply: the plan fits every position's ATP, so nothing below can fail.
+            let floor_s = deadline_floor_s(deadline_ms);
+            let mut lines: SmallVec<[Line; 1]> = SmallVec::with_capacity(resolved.len());
+            for (line, result) in resolved.iter().zip(&outcome.lines) {
+                if result.held > 0 {
+                    let guard = guard_for(&mut guards, &touched, line.position);
+                    guard.counters.reserved += result.held;
+                    guard.counters.hold_deadline_floor_s = guard.counters.hold_deadline_floor_s.min(floor_s);
+                    if guard.counters.in_shortage() {
+                        self.counters.oversold.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                lines.push(Line {
+                    position: line.position,
+                    sku: line.sku,
+                    location: line.location,
+                    status: result.status,
+                    requested: line.quantity,
+                    held: result.held,
+                    allocated: 0,
+                    fulfilled: 0,
+                    released: 0,
+                });
+            }
+            drop(guards);
+
+            let mut reservation = Reservation::new(
+                &request.reservation_id,
+                fingerprint,
+                channel,
+                request.policy,
+                now_ms,
+                deadline_ms,
+                lines,
+            );
+            for (index, line) in resolved.iter().enumerate() {
+                if matches!(line.status, Some(LineStatus::UnknownSku | LineStatus::UnknownLocation)) {
+                    let request_line = &request.lines[index];
+                    reservation.unresolved.push((
+                        index as u32,
+                        request_line.sku.as_str().into(),
+                        request_line.location.as_str().into(),
+                    ));
+                }
+            }
+            shard.insert(hash, &|id| self.reservations.hash(id), reservation);
+            return Ok(outcome);
+        }
+    }
+
+    fn validate_reserve(&self, request: &ReserveRequest) -> Result<(), ReserveError> {
+        validate_id("reservation_id", &request.reservation_id, RESERVATION_ID_LEN_MAX)
+            .map_err(ReserveError::ReservationId)?;
+        if request.lines.is_empty() {
+            return Err(ReserveError::NoLines { id: request.reservation_id.clone() });
+        }
+        if request.lines.len() > LINES_PER_RESERVATION_MAX {
+            return Err(ReserveError::TooManyLines { id: request.reservation_id.clone(), count: request.lines.len() });
+        }
+        if !(TTL_MS_MIN..=TTL_MS_MAX).contains(&request.ttl_ms) {
+            return Err(ReserveError::TtlOutOfRange { ttl_ms: request.ttl_ms });
+        }
+        for (index, line) in request.lines.iter().enumerate() {
+            validate_code("sku", &line.sku).map_err(|error| ReserveError::LineCode { line: index, error })?;
+            validate_code("location", &line.location).map_err(|error| ReserveError::LineCode { line: index, error })?;
+            if !(1..=u64::from(LINE_QUANTITY_MAX)).contains(&line.quantity) {
+                return Err(ReserveError::QuantityOutOfRange { line: index, quantity: line.quantity });
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_lines(&self, request: &ReserveRequest) -> SmallVec<[ResolvedLine; 4]> {
+        request
+            .lines
+            .iter()
+            .map(|line| {
+                let mut resolved = ResolvedLine {
+                    status: None,
+                    sku: NO_POSITION,
+                    location: NO_POSITION,
+                    position: NO_POSITION,
+                    quantity: line.quantity as u32,
+                };
+                let sku = self.catalog.skus.get(&line.sku);
+                let location = self.catalog.locations.get(&line.location);
+                let location_record = location.and_then(|id| self.catalog.location(id));
+                resolved.sku = sku.unwrap_or(NO_POSITION);
+                resolved.location = location.unwrap_or(NO_POSITION);
+                resolved.status = match (sku, location_record) {
+                    (None, _) => Some(LineStatus::UnknownSku),
+                    (_, None) => Some(LineStatus::UnknownLocation),
+                    (Some(_), Some(record)) if !record.active.load(Ordering::Acquire) => {
+                        Some(LineStatus::InactiveLocation)
+                    }
+                    (Some(sku), Some(_)) => match self.catalog.find_position(sku, resolved.location) {
+                        Some(position) => {
+                            resolved.position = position;
+                            None
+                        }
+                        None => Some(LineStatus::InsufficientAtp),
+                    },
+                };
+                resolved
+            })
+            .collect()
+    }
+
+    /// Sweeps due holds if any of these positions may count one.
+    fn sweep_if_positions_due(&self, positions: &[u32], now_ms: u64) {
+        let now_ms = self.clock.observe(now_ms);
+        if now_ms <= self.swept_until_ms() {
+            return;
+        }
+        let due = positions.iter().any(|&index| self.catalog.position(index).read().may_hold_expired(now_ms));
+        if due {
+            self.expire_due(now_ms);
+        }
+    }
+
+    // Confirm, release, fulfil, extend.
+
+    /// Moves held units to allocated. Allocated units never expire. If the hold's
+    /// deadline has passed, expiry wins and the error says so.
+    pub fn confirm(&self, request: &ConfirmRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
+        let fingerprint = operation_fingerprint(0, &request.units, 0);
+        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, now_ms| {
+            if reservation.expired {
+                return Err(nothing_or_expired(reservation, "held", now_ms));
+            }
+            let moved = units_to_move(reservation, &request.units, "held", |line| line.held)?;
+            if moved.iter().all(|&units| units == 0) {
+                return Err(nothing_or_expired(reservation, "held", now_ms));
+            }
+            let mut guards = engine.lock_lines(reservation, &moved);
+            for (line, &units) in reservation.lines.iter_mut().zip(&moved) {
+                if units > 0 {
+                    let guard = guard_for(&mut guards.1, &guards.0, line.position);
+                    guard.unhold(units);
+                    guard.counters.allocated += units;
+                    line.held -= units;
+                    line.allocated += units;
+                }
+            }
+            Ok(moved)
+        })
+    }
+
+    /// Returns units to ATP: held units first, then allocated ones, unless the request
+    /// names which. Fulfilled units cannot be released (a return is an adjustment).
+    pub fn release(&self, request: &ReleaseRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
+        let fingerprint = operation_fingerprint(1, &request.units, request.from as u64);
+        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, now_ms| {
+            let (state, available): (&'static str, fn(&Line) -> u32) = match request.from {
+                ReleaseFrom::HeldFirst => ("held or allocated", |line| line.held + line.allocated),
+                ReleaseFrom::Held => ("held", |line| line.held),
+                ReleaseFrom::Allocated => ("allocated", |line| line.allocated),
+            };
+            let moved = units_to_move(reservation, &request.units, state, available)?;
+            if moved.iter().all(|&units| units == 0) {
+                return Err(nothing_or_expired(reservation, state, now_ms));
+            }
+            let mut guards = engine.lock_lines(reservation, &moved);
+            for (line, &units) in reservation.lines.iter_mut().zip(&moved) {
+                if units == 0 {
+                    continue;
+                }
+                let from_held = match request.from {
+                    ReleaseFrom::Allocated => 0,
+                    _ => units.min(line.held),
+                };
+                let from_allocated = units - from_held;
+                let guard = guard_for(&mut guards.1, &guards.0, line.position);
+                guard.unhold(from_held);
+                guard.counters.allocated -= from_allocated;
+                line.held -= from_held;
+                line.allocated -= from_allocated;
+                line.released += units;
+            }
+            Ok(moved)
+        })
+    }
+
+    /// Ships units: allocated units first, then held ones (an implicit confirm). They
+    /// leave on hand. Refused, changing nothing, for units not on hand.
+    pub fn fulfil(&self, request: &FulfilRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
+        let fingerprint = operation_fingerprint(2, &request.units, 0);
+        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, now_ms| {
+            let state = "held or allocated";
+            let moved = units_to_move(reservation, &request.units, state, |line| line.held + line.allocated)?;
+            if moved.iter().all(|&units| units == 0) {
+                return Err(nothing_or_expired(reservation, state, now_ms));
+            }
+            let mut guards = engine.lock_lines(reservation, &moved);
+
+            // Check on hand per position (lines may share one) before changing anything.
+            let mut needed: SmallVec<[u64; 4]> = SmallVec::from_elem(0, guards.0.len());
+            for (line, &units) in reservation.lines.iter().zip(&moved) {
+                if units > 0 {
+                    needed[guards.0.binary_search(&line.position).expect("locked")] += u64::from(units);
+                }
+            }
+            for (index, line) in reservation.lines.iter().enumerate() {
+                if moved[index] == 0 {
+                    continue;
+                }
+                let slot = guards.0.binary_search(&line.position).expect("locked");
+                let on_hand = guards.1[slot].counters.on_hand;
+                if needed[slot] > u64::from(on_hand) {
+                    return Err(ReservationError::NotOnHand {
+                        id: reservation.id.to_string(),
+                        line: index,
+                        sku: engine.catalog.skus.code(line.sku).unwrap_or_default().to_owned(),
+                        location: engine.catalog.locations.code(line.location).unwrap_or_default().to_owned(),
+                        requested: moved[index],
+                        on_hand,
+                    });
+                }
+            }
+
+            for (line, &units) in reservation.lines.iter_mut().zip(&moved) {
+                if units == 0 {
+                    continue;
+                }
+                let from_allocated = units.min(line.allocated);
+                let from_held = units - from_allocated;
+                let guard = guard_for(&mut guards.1, &guards.0, line.position);
+                guard.unhold(from_held);
+                guard.counters.allocated -= from_allocated;
+                guard.counters.on_hand -= units;
+                line.held -= from_held;
+                line.allocated -= from_allocated;
+                line.fulfilled += units;
+            }
+            Ok(moved)
+        })
+    }
+
+    /// Sets a new, later deadline for the held units, at most 7 days after now.
+    pub fn extend(&self, request: &ExtendRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
+        let fingerprint = operation_fingerprint(3, &Units::All, request.deadline_ms);
+        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |_, reservation, now_ms| {
+            if reservation.held() == 0 {
+                return Err(nothing_or_expired(reservation, "held", now_ms));
+            }
+            if request.deadline_ms <= reservation.deadline_ms {
+                return Err(ReservationError::DeadlineNotLater {
+                    id: reservation.id.to_string(),
+                    deadline_ms: request.deadline_ms,
+                    current_ms: reservation.deadline_ms,
+                });
+            }
+            if request.deadline_ms > now_ms + TTL_MS_MAX {
+                return Err(ReservationError::DeadlineTooFar {
+                    id: reservation.id.to_string(),
+                    deadline_ms: request.deadline_ms,
+                    now_ms,
+                });
+            }
+            // Positions keep their deadline floor: a later deadline leaves it a valid
+            // lower bound.
+            reservation.deadline_ms = request.deadline_ms;
+            Ok(SmallVec::from_elem(0, reservation.lines.len()))
+        })
+    }
+
+    /// The common frame of operations on an existing reservation: find it, answer a
+    /// repeated operation id, expire its hold if the deadline passed, run `change`,
+    /// then record the outcome.
+    fn operate(
+        &self,
+        reservation_id: &str,
+        op_id: &str,
+        fingerprint: u64,
+        now_ms: u64,
+        change: impl FnOnce(&Engine, &mut Reservation, u64) -> Result<SmallVec<[u32; 4]>, ReservationError>,
+    ) -> Result<OperationOutcome, ReservationError> {
+        validate_id("reservation_id", reservation_id, RESERVATION_ID_LEN_MAX)
+            .map_err(ReservationError::ReservationId)?;
+        validate_id("op_id", op_id, OPERATION_ID_LEN_MAX).map_err(ReservationError::OperationId)?;
+
+        let hash = self.reservations.hash(reservation_id);
+        let mut shard = self.reservations.shard(hash).lock();
+        let slot = shard
+            .find(hash, reservation_id)
+            .ok_or_else(|| ReservationError::UnknownReservation { id: reservation_id.to_owned() })?;
+        if let Some(record) = shard.get(slot).operations.iter().find(|record| record.op_id == op_id) {
+            if record.fingerprint != fingerprint {
+                return Err(ReservationError::OperationIdReused {
+                    id: reservation_id.to_owned(),
+                    op_id: op_id.to_owned(),
+                });
+            }
+            return Ok(OperationOutcome {
+                replayed: true,
+                moved: record.moved.clone(),
+                state: record.state,
+                deadline_ms: record.deadline_ms,
+            });
+        }
+
+        let now_ms = self.clock.observe(now_ms);
+        self.expire_reservation(&mut shard, slot, now_ms);
+
+        let held_before = shard.get(slot).held();
+        let deadline_before = shard.get(slot).deadline_ms;
+        let moved = change(self, shard.get_mut(slot), now_ms);
+        // An error changed nothing (an expiry above stands: it would have happened anyway).
+        let moved = moved?;
+        let reservation = shard.get(slot);
+        let (held_after, deadline_after) = (reservation.held(), reservation.deadline_ms);
+        let open_after = reservation.state().is_open();
+
+        if !open_after {
+            shard.mark_ended(slot, now_ms);
+        } else if held_after == 0 && held_before > 0 {
+            shard.unschedule_expiry(slot);
+        } else if deadline_after != deadline_before {
+            shard.schedule_expiry(slot);
+        }
+        let reservation = shard.get_mut(slot);
+        let outcome = OperationOutcome { replayed: false, moved, state: reservation.state(), deadline_ms: reservation.deadline_ms };
+        reservation.operations.push(OperationRecord {
+            op_id: op_id.into(),
+            fingerprint,
+            moved: outcome.moved.clone(),
+            state: outcome.state,
+            deadline_ms: outcome.deadline_ms,
+        });
+        self.reservations.trim(&mut shard, now_ms);
+        Ok(outcome)
+    }
+
+    /// Locks the positions of the lines that move units. Returns the sorted position
+    /// indexes and their guards.
+    fn lock_lines(&self, reservation: &Reservation, moved: &[u32]) -> (SmallVec<[u32; 4]>, Guards<'_>) {
+        let order = sorted_unique(
+            reservation.lines.iter().zip(moved).filter(|(_, units)| **units > 0).map(|(line, _)| line.position).collect(),
+        );
+        let guards = lock_positions(self, &order);
+        (order, guards)
+    }
+
+    /// Returns the state of a reservation, or `None` if the id is not known (never
+    /// held, or ended and forgotten after its retention).
+    pub fn get(&self, reservation_id: &str, now_ms: u64) -> Option<ReservationView> {
+        let hash = self.reservations.hash(reservation_id);
+        let mut shard = self.reservations.shard(hash).lock();
+        let slot = shard.find(hash, reservation_id)?;
+        let now_ms = self.clock.observe(now_ms);
+        self.expire_reservation(&mut shard, slot, now_ms);
+        Some(self.view(shard.get(slot)))
+    }
+
+    fn view(&self, reservation: &Reservation) -> ReservationView {
+        let code = |index: &crate::code_index::CodeIndex, id: u32| index.code(id).unwrap_or_default().to_owned();
+        let lines = reservation
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(index, line)| {
+                let unresolved = reservation.unresolved.iter().find(|(line_index, _, _)| *line_index as usize == index);
+                let (sku, location) = match unresolved {
+                    Some((_, sku, location)) => (sku.to_string(), location.to_string()),
+                    None => (code(&self.catalog.skus, line.sku), code(&self.catalog.locations, line.location)),
+                };
+                LineView {
+                    sku,
+                    location,
+                    status: line.status,
+                    requested: line.requested,
+                    held: line.held,
+                    allocated: line.allocated,
+                    fulfilled: line.fulfilled,
+                    released: line.released,
+                }
+            })
+            .collect();
+        ReservationView {
+            id: reservation.id.to_string(),
+            channel: code(&self.catalog.channels, reservation.channel),
+            policy: reservation.policy,
+            state: reservation.state(),
+            deadline_ms: reservation.deadline_ms,
+            created_ms: reservation.created_ms,
+            ended_ms: (!reservation.is_open()).then_some(reservation.ended_ms),
+            lines,
+        }
+    }
+
+    // Expiry.
+
+    /// Releases the held units of one reservation if its deadline has passed. The
+    /// caller holds the shard lock, which makes the release happen exactly once.
+    fn expire_reservation(&self, shard: &mut Shard, slot: u32, now_ms: u64) {
+        let reservation = shard.get_mut(slot);
+        if reservation.held() == 0 || reservation.deadline_ms > now_ms {
+            return;
+        }
+        let released: SmallVec<[u32; 4]> = reservation.lines.iter().map(|line| line.held).collect();
+        let mut guards = self.lock_lines(reservation, &released);
+        for line in reservation.lines.iter_mut() {
+            if line.held > 0 {
+                guard_for(&mut guards.1, &guards.0, line.position).unhold(line.held);
+                line.released += line.held;
+                line.held = 0;
+            }
+        }
+        drop(guards);
+        reservation.expired = true;
+        let event = ExpiryEvent {
+            reservation_id: reservation.id.to_string(),
+            deadline_ms: reservation.deadline_ms,
+            expired_at_ms: now_ms,
+            released,
+        };
+        let closed = reservation.allocated() == 0;
+        if closed {
+            shard.mark_ended(slot, now_ms);
+        } else {
+            shard.unschedule_expiry(slot);
+        }
+        self.counters.holds_expired.fetch_add(1, Ordering::Relaxed);
+        self.push_expiry_event(event);
+    }
+
+    fn push_expiry_event(&self, event: ExpiryEvent) {
+        let mut pending = self.expiry.pending.lock();
+        if pending.len() >= crate::PENDING_EXPIRY_EVENTS_MAX {
+            pending.pop_front();
+            self.counters.expiry_events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        pending.push_back(event);
+    }
+
+    /// Releases every hold whose deadline is at or before `now_ms`, unless a sweep
+    /// already covered that time. Holds the sweep lock while visiting the shards.
+    pub(crate) fn expire_due(&self, now_ms: u64) {
+        let _sweep = self.expiry.sweep.lock();
+        let now_ms = self.clock.observe(now_ms);
+        if now_ms <= self.swept_until_ms() {
+            return;
+        }
+        let mut due = Vec::new();
+        for shard in self.reservations.shards.iter() {
+            let mut shard = shard.lock();
+            due.clear();
+            shard.due(now_ms, &mut due);
+            for &slot in &due {
+                self.expire_reservation(&mut shard, slot, now_ms);
+            }
+            self.reservations.trim(&mut shard, now_ms);
+        }
+        self.expiry.swept_until_ms.fetch_max(now_ms, Ordering::AcqRel);
+    }
+
+    /// Releases every hold whose deadline is at or before `now_ms`, forgets ended
+    /// reservations past their retention, and returns the expiries since the last
+    /// call, including those that requests triggered on the way. Each hold expires
+    /// exactly once.
+    pub fn sweep(&self, now_ms: u64) -> Vec<ExpiryEvent> {
+        self.expire_due(now_ms);
+        self.expiry.pending.lock().drain(..).collect()
+    }
+}
+
+/// Decides what a reserve holds, without changing anything. `guards` are the locked
+/// positions in the order of `touched`.
+fn plan_reserve(
+    request: &ReserveRequest,
+    resolved: &[ResolvedLine],
+    touched: &[u32],
+    guards: &Guards<'_>,
+    may_sell_safety_stock: bool,
+    deadline_ms: u64,
+) -> ReserveOutcome {
+    let mut remaining: SmallVec<[i64; 4]> =
+        guards.iter().map(|guard| guard.counters.atp(may_sell_safety_stock).max(0)).collect();
+    let mut lines: SmallVec<[LineOutcome; 4]> = SmallVec::with_capacity(resolved.len());
+
+    match request.policy {
+        Policy::Partial => {
+            for line in resolved {
+                let mut outcome = LineOutcome { status: LineStatus::InsufficientAtp, requested: line.quantity, held: 0 };
+                if let Some(status) = line.status {
+                    outcome.status = status;
+                } else {
+                    let slot = touched.binary_search(&line.position).expect("touched");
+                    let held = i64::from(line.quantity).min(remaining[slot]);
+                    remaining[slot] -= held;
+                    outcome.held = held as u32;
+                    outcome.status = if outcome.held == line.quantity {
+                        LineStatus::Held
+                    } else if outcome.held > 0 {
+                        LineStatus::PartiallyHeld
+                    } else {
+                        LineStatus::InsufficientAtp
+                    };
+                }
+                lines.push(outcome);
+            }
+        }
+        Policy::AllOrNothing => {
+            // Lines on one position are checked against their sum.
+            let mut fits = true;
+            for line in resolved {
+                let status = match line.status {
+                    Some(status) => status,
+                    None => {
+                        let slot = touched.binary_search(&line.position).expect("touched");
+                        remaining[slot] -= i64::from(line.quantity);
+                        if remaining[slot] >= 0 { LineStatus::Held } else { LineStatus::InsufficientAtp }
+                    }
+                };
+                fits &= status == LineStatus::Held;
+                lines.push(LineOutcome { status, requested: line.quantity, held: line.quantity });
+            }
+            for (line, outcome) in resolved.iter().zip(lines.iter_mut()) {
+                if fits {
+                    continue;
+                }
+                outcome.held = 0;
+                if outcome.status == LineStatus::Held {
+                    // A line on an over-committed position fails too; the others were
+                    // only not attempted.
+                    let over = line.status.is_none()
+                        && remaining[touched.binary_search(&line.position).expect("touched")] < 0;
+                    outcome.status = if over { LineStatus::InsufficientAtp } else { LineStatus::NotAttempted };
+                }
+            }
+        }
+    }
+    ReserveOutcome { replayed: false, deadline_ms, lines }
+}
+
+/// Rebuilds the first outcome of a stored reservation for a repeated reserve.
+fn replayed_reserve(reservation: &Reservation) -> ReserveOutcome {
+    let lines = reservation
+        .lines
+        .iter()
+        .map(|line| LineOutcome { status: line.status, requested: line.requested, held: line.held_at_reserve() })
+        .collect();
+    ReserveOutcome { replayed: true, deadline_ms: reservation.deadline_ms, lines }
+}
+
+/// Works out how many units each line moves for `units`, checking each quantity
+/// against `available` (units in the state the operation takes).
+fn units_to_move(
+    reservation: &Reservation,
+    units: &Units,
+    state: &'static str,
+    available: impl Fn(&Line) -> u32,
+) -> Result<SmallVec<[u32; 4]>, ReservationError> {
+    let line_count = reservation.lines.len();
+    match units {
+        Units::All => Ok(reservation.lines.iter().map(&available).collect()),
+        Units::Lines(quantities) => {
+            let mut moved: SmallVec<[u32; 4]> = SmallVec::from_elem(0, line_count);
+            let mut named: SmallVec<[bool; 4]> = SmallVec::from_elem(false, line_count);
+            for quantity in quantities {
+                let line = quantity.line as usize;
+                if line >= line_count {
+                    return Err(ReservationError::LineOutOfRange { id: reservation.id.to_string(), line, line_count });
+                }
+                if named[line] {
+                    return Err(ReservationError::DuplicateLine { id: reservation.id.to_string(), line });
+                }
+                named[line] = true;
+                let have = available(&reservation.lines[line]);
+                if quantity.quantity == 0 || quantity.quantity > u64::from(have) {
+                    return Err(ReservationError::QuantityExceeds {
+                        id: reservation.id.to_string(),
+                        line,
+                        requested: quantity.quantity,
+                        available: have,
+                        state,
+                    });
+                }
+                moved[line] = quantity.quantity as u32;
+            }
+            Ok(moved)
+        }
+    }
+}
+
+/// The error for an operation that finds nothing to change: `Expired` if expiry took
+/// the held units, otherwise `NothingToChange`.
+fn nothing_or_expired(reservation: &Reservation, state: &'static str, now_ms: u64) -> ReservationError {
+    // An expiry releases every held unit at once, so an expired reservation holds none.
+    if reservation.expired && state.contains("held") {
+        ReservationError::Expired { id: reservation.id.to_string(), deadline_ms: reservation.deadline_ms, now_ms }
+    } else {
+        ReservationError::NothingToChange { id: reservation.id.to_string(), state }
+    }
+}

@@ -1,0 +1,264 @@
+//! Storage of reservations: shards keyed by reservation id, each with its own lock,
+//! id index, expiry buckets and queue of ended reservations kept for retries.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use compact_str::CompactString;
+use smallvec::SmallVec;
+
+use super::types::{LineStatus, Policy, ReservationState};
+
+/// Expiry buckets group deadlines by `deadline_ms >> EXPIRY_BUCKET_SHIFT` (about 1 s).
+pub(crate) const EXPIRY_BUCKET_SHIFT: u32 = 10;
+
+/// Marks a reservation that is not in the expiry buckets.
+const NOT_IN_EXPIRY: u64 = u64::MAX;
+
+/// One line of a stored reservation. The sum held + allocated + fulfilled + released
+/// equals the units held at reserve time and never changes.
+#[derive(Clone, Debug)]
+pub(crate) struct Line {
+    /// Position index, `catalog::NO_POSITION` when the line held nothing because its
+    /// SKU or location was unknown or the position did not exist.
+    pub position: u32,
+    pub sku: u32,
+    pub location: u32,
+    pub status: LineStatus,
+    pub requested: u32,
+    pub held: u32,
+    pub allocated: u32,
+    pub fulfilled: u32,
+    pub released: u32,
+}
+
+impl Line {
+    pub(crate) fn held_at_reserve(&self) -> u32 {
+        self.held + self.allocated + self.fulfilled + self.released
+    }
+}
+
+/// The first outcome of an operation, kept to answer retries with the same op id.
+#[derive(Clone, Debug)]
+pub(crate) struct OperationRecord {
+    pub op_id: CompactString,
+    pub fingerprint: u64,
+    pub moved: SmallVec<[u32; 4]>,
+    pub state: ReservationState,
+    pub deadline_ms: u64,
+}
+
+/// A stored reservation.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    pub id: CompactString,
+    /// Hash of the reserve request's content, to tell a retry from a reuse of the id.
+    pub fingerprint: u64,
+    pub channel: u32,
+    pub policy: Policy,
+    pub created_ms: u64,
+    pub deadline_ms: u64,
+    /// When the reservation closed; `u64::MAX` while open.
+    pub ended_ms: u64,
+    /// Whether held units ever expired.
+    pub expired: bool,
+    pub lines: SmallVec<[Line; 1]>,
+    /// SKU and location codes of lines that named unknown codes, by line index.
+    pub unresolved: Vec<(u32, CompactString, CompactString)>,
+    pub operations: Vec<OperationRecord>,
+    expiry_bucket: u64,
+    expiry_index: u32,
+}
+
+impl Reservation {
+    pub(crate) fn new(
+        id: &str,
+        fingerprint: u64,
+        channel: u32,
+        policy: Policy,
+        created_ms: u64,
+        deadline_ms: u64,
+        lines: SmallVec<[Line; 1]>,
+    ) -> Self {
+        Reservation {
+            id: CompactString::new(id),
+            fingerprint,
+            channel,
+            policy,
+            created_ms,
+            deadline_ms,
+            ended_ms: u64::MAX,
+            expired: false,
+            lines,
+            unresolved: Vec::new(),
+            operations: Vec::new(),
+            expiry_bucket: NOT_IN_EXPIRY,
+            expiry_index: 0,
+        }
+    }
+
+    pub(crate) fn held(&self) -> u64 {
+        self.lines.iter().map(|line| u64::from(line.held)).sum()
+    }
+
+    pub(crate) fn allocated(&self) -> u64 {
+        self.lines.iter().map(|line| u64::from(line.allocated)).sum()
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.ended_ms == u64::MAX
+    }
+
+    pub(crate) fn state(&self) -> ReservationState {
+        if self.held() > 0 {
+            ReservationState::Held
+        } else if self.allocated() > 0 {
+            ReservationState::Confirmed
+        } else if self.lines.iter().any(|line| line.fulfilled > 0) {
+            ReservationState::Fulfilled
+        } else if self.expired {
+            ReservationState::Expired
+        } else {
+            ReservationState::Released
+        }
+    }
+}
+
+/// One shard of the reservation table. Guarded by a mutex in `ReservationTable`.
+#[derive(Default)]
+pub(crate) struct Shard {
+    slots: slab::Slab<Reservation>,
+    index: hashbrown::HashTable<u32>,
+    /// Slots of reservations with held units, by deadline bucket.
+    expiry: BTreeMap<u64, Vec<u32>>,
+    /// Slots of closed reservations in the order they closed.
+    ended: VecDeque<u32>,
+    /// Open reservations in this shard.
+    pub open: u64,
+    pub forgotten_by_retention: u64,
+    pub forgotten_by_bound: u64,
+    /// Smallest age, in milliseconds, at which an ended reservation was forgotten
+    /// because of the memory bound; `u64::MAX` if none was.
+    pub bound_eviction_age_ms_min: u64,
+}
+
+impl Shard {
+    pub(crate) fn find(&self, hash: u64, id: &str) -> Option<u32> {
+        self.index.find(hash, |&slot| self.slots[slot as usize].id == id).copied()
+    }
+
+    pub(crate) fn get(&self, slot: u32) -> &Reservation {
+        &self.slots[slot as usize]
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Reservation {
+        &mut self.slots[slot as usize]
+    }
+
+    /// Stores a new reservation with held units and enters it in the expiry buckets.
+    pub(crate) fn insert(&mut self, hash: u64, hasher: &impl Fn(&str) -> u64, reservation: Reservation) -> u32 {
+        let slot = self.slots.insert(reservation) as u32;
+        let slots = &self.slots;
+        self.index.insert_unique(hash, slot, |&other| hasher(&slots[other as usize].id));
+        self.open += 1;
+        self.schedule_expiry(slot);
+        slot
+    }
+
+    /// Enters a reservation with held units in the bucket of its deadline.
+    pub(crate) fn schedule_expiry(&mut self, slot: u32) {
+        self.unschedule_expiry(slot);
+        let reservation = &mut self.slots[slot as usize];
+        let bucket = reservation.deadline_ms >> EXPIRY_BUCKET_SHIFT;
+        let entries = self.expiry.entry(bucket).or_default();
+        reservation.expiry_bucket = bucket;
+        reservation.expiry_index = entries.len() as u32;
+        entries.push(slot);
+    }
+
+    /// Removes a reservation from the expiry buckets, if it is there.
+    pub(crate) fn unschedule_expiry(&mut self, slot: u32) {
+        let reservation = &mut self.slots[slot as usize];
+        let bucket = reservation.expiry_bucket;
+        if bucket == NOT_IN_EXPIRY {
+            return;
+        }
+        let index = reservation.expiry_index as usize;
+        reservation.expiry_bucket = NOT_IN_EXPIRY;
+
+        let entries = self.expiry.get_mut(&bucket).expect("scheduled reservation has a bucket");
+        debug_assert_eq!(entries[index], slot);
+        entries.swap_remove(index);
+        if let Some(&moved) = entries.get(index) {
+            self.slots[moved as usize].expiry_index = index as u32;
+        } else if entries.is_empty() {
+            self.expiry.remove(&bucket);
+        }
+    }
+
+    /// Collects, without removing, the slots of reservations with a deadline at or
+    /// before `now_ms`.
+    pub(crate) fn due(&self, now_ms: u64, out: &mut Vec<u32>) {
+        for (_, entries) in self.expiry.range(..=(now_ms >> EXPIRY_BUCKET_SHIFT)) {
+            out.extend(entries.iter().copied().filter(|&slot| self.slots[slot as usize].deadline_ms <= now_ms));
+        }
+    }
+
+    /// Records that a reservation closed at `now_ms`.
+    pub(crate) fn mark_ended(&mut self, slot: u32, now_ms: u64) {
+        self.unschedule_expiry(slot);
+        let reservation = &mut self.slots[slot as usize];
+        debug_assert!(reservation.is_open());
+        reservation.ended_ms = now_ms;
+        self.open -= 1;
+        self.ended.push_back(slot);
+    }
+
+    /// Forgets ended reservations older than the retention, and the oldest ones past
+    /// `ended_max`.
+    pub(crate) fn trim(&mut self, now_ms: u64, retention_ms: u64, ended_max: usize, hasher: &impl Fn(&str) -> u64) {
+        while let Some(&slot) = self.ended.front() {
+            let age_ms = now_ms.saturating_sub(self.slots[slot as usize].ended_ms);
+            if age_ms >= retention_ms {
+                self.forgotten_by_retention += 1;
+            } else if self.ended.len() > ended_max {
+                self.forgotten_by_bound += 1;
+                self.bound_eviction_age_ms_min = self.bound_eviction_age_ms_min.min(age_ms);
+            } else {
+                break;
+            }
+            self.ended.pop_front();
+            let reservation = self.slots.remove(slot as usize);
+            let hash = hasher(&reservation.id);
+            self.index.find_entry(hash, |&other| other == slot).expect("stored reservation is indexed").remove();
+        }
+    }
+
+    pub(crate) fn ended_count(&self) -> usize {
+        self.ended.len()
+    }
+
+    /// Calls `visit` with every stored reservation.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(&Reservation)) {
+        for (_, reservation) in &self.slots {
+            visit(reservation);
+        }
+    }
+
+    /// Approximate heap bytes of this shard's reservations and indexes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let slots = self.slots.capacity() * (size_of::<Reservation>() + 8);
+        let index = self.index.capacity() * (size_of::<u32>() + 1);
+        let extra: usize = self
+            .slots
+            .iter()
+            .map(|(_, r)| {
+                let lines = if r.lines.spilled() { r.lines.capacity() * size_of::<Line>() } else { 0 };
+                let id = if r.id.is_heap_allocated() { r.id.len() } else { 0 };
+                lines + id + r.operations.capacity() * size_of::<OperationRecord>()
+            })
+            .sum();
+        let queues = self.ended.capacity() * size_of::<u32>()
+            + self.expiry.values().map(|entries| entries.capacity() * size_of::<u32>() + 48).sum::<usize>();
+        slots + index + extra + queues
+    }
+}
