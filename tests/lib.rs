@@ -1,0 +1,58 @@
+//! Shared helpers of Promesa's integration tests: engines set up with a few
+//! locations and positions, and request builders.
+
+use promesa_engine::{
+    Engine, EngineConfig, FulfilmentMethods, LocationKind, LocationSpec, Policy, ReserveLine, ReserveRequest,
+};
+
+/// A fixed start time for tests: 2026-01-01T00:00:00Z in milliseconds.
+pub const T0_MS: u64 = 1_767_225_600_000;
+
+/// Fifteen minutes, a usual checkout hold, in milliseconds.
+pub const TTL_15_MIN_MS: u64 = 15 * 60 * 1_000;
+
+/// A warehouse location spec with the given code.
+pub fn warehouse(code: &str) -> LocationSpec {
+    LocationSpec {
+        code: code.to_owned(),
+        kind: LocationKind::Warehouse,
+        lat: 19.43,
+        lon: -99.13,
+        methods: FulfilmentMethods::SHIP,
+        daily_capacity: 10_000,
+        active: true,
+    }
+}
+
+/// An engine with warehouses `L0`..`L{locations-1}`.
+pub fn engine_with_locations(locations: usize) -> Engine {
+    let engine = Engine::new(EngineConfig::default());
+    for index in 0..locations {
+        engine.upsert_location(&warehouse(&format!("L{index}"))).expect("valid location");
+    }
+    engine
+}
+
+/// A reserve request for one line, all-or-nothing, 15 minutes.
+pub fn reserve_one(id: &str, sku: &str, location: &str, quantity: u64) -> ReserveRequest {
+    ReserveRequest {
+        reservation_id: id.to_owned(),
+        channel: None,
+        lines: vec![line(sku, location, quantity)],
+        policy: Policy::AllOrNothing,
+        ttl_ms: TTL_15_MIN_MS,
+    }
+}
+
+/// One reserve line.
+pub fn line(sku: &str, location: &str, quantity: u64) -> ReserveLine {
+    ReserveLine { sku: sku.to_owned(), location: location.to_owned(), quantity }
+}
+
+/// Reads a seed from `PROMESA_TEST_SEED`, or takes `default`, and prints it so a
+/// failing run can be replayed.
+pub fn seed(test: &str, default: u64) -> u64 {
+    let seed = std::env::var("PROMESA_TEST_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(default);
+    eprintln!("{test}: seed {seed} (replay with PROMESA_TEST_SEED={seed})");
+    seed
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the engine, one binary with a module per theme.
+
+mod cases;
+mod concurrency;
+mod model;
+mod property;
