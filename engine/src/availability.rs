@@ -99,7 +99,8 @@ impl Engine {
     ) -> Result<PositionAvailability, AvailabilityError> {
         let now_ms = self.clock.observe(now_ms);
         let (_, may_sell_safety_stock) = self.channel_for_read(channel)?;
-        let sku_id = self.catalog.skus.get(sku).ok_or_else(|| AvailabilityError::UnknownSku { code: sku.to_owned() })?;
+        let sku_id =
+            self.catalog.skus.get(sku).ok_or_else(|| AvailabilityError::UnknownSku { code: sku.to_owned() })?;
         let location_id = self
             .catalog
             .locations
@@ -159,7 +160,8 @@ impl Engine {
         per_location: bool,
         now_ms: u64,
     ) -> Result<SkuAvailability<'_>, AvailabilityError> {
-        let sku_id = self.catalog.skus.get(sku).ok_or_else(|| AvailabilityError::UnknownSku { code: sku.to_owned() })?;
+        let sku_id =
+            self.catalog.skus.get(sku).ok_or_else(|| AvailabilityError::UnknownSku { code: sku.to_owned() })?;
         let mut result = SkuAvailability::default();
         let mut add = |location_id: u32, availability: PositionAvailability| {
             let location = self.catalog.location(location_id);

@@ -20,6 +20,9 @@ pub(crate) const NO_POSITION: u32 = u32::MAX;
 /// The channel that a request without a channel uses. It always exists.
 pub const DEFAULT_CHANNEL: &str = "default";
 
+/// Id of the channel `default`, the first channel every catalog creates.
+pub(crate) const DEFAULT_CHANNEL_ID: u32 = 0;
+
 /// What kind of fulfilment node a location is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -165,6 +168,7 @@ impl Catalog {
             writer: Mutex::new(()),
         };
         catalog.upsert_channel(DEFAULT_CHANNEL, false).expect("the default channel code is valid");
+        debug_assert_eq!(catalog.channels.get(DEFAULT_CHANNEL), Some(DEFAULT_CHANNEL_ID));
         catalog
     }
 
@@ -268,7 +272,11 @@ impl Catalog {
     }
 
     /// As `ensure_position`, for a caller holding the writer lock (see `writer_lock`).
-    pub(crate) fn ensure_position_locked(&self, sku_code: &str, location: u32) -> Result<u32, crate::error::StockError> {
+    pub(crate) fn ensure_position_locked(
+        &self,
+        sku_code: &str,
+        location: u32,
+    ) -> Result<u32, crate::error::StockError> {
         let (sku, new_sku) = self.skus.intern(sku_code).ok_or(crate::error::StockError::TooManySkus)?;
         if new_sku {
             self.sku_records
@@ -287,7 +295,8 @@ impl Catalog {
             let position = self.position(index);
             self.position_hash(position.sku(), position.location())
         });
-        let index = self.positions.push_with(|position| position.init(sku, location)).expect("below POSITIONS_MAX") as u32;
+        let index =
+            self.positions.push_with(|position| position.init(sku, location)).expect("below POSITIONS_MAX") as u32;
         self.next_position
             .push_with(|next| next.store(NO_POSITION, Ordering::Relaxed))
             .expect("positions and links grow together");
@@ -354,7 +363,14 @@ pub(crate) fn validate_id(field: &'static str, value: &str, len_max: usize) -> R
     if value.len() > len_max {
         return Err(CodeError::TooLong { field, len: value.len(), len_max });
     }
-    if value.chars().any(char::is_control) {
+    // ASCII control characters are single bytes below 0x20 or 0x7f; only non-ASCII
+    // text needs the full Unicode check (C1 controls, U+0080 to U+009F).
+    let has_control = if value.is_ascii() {
+        value.bytes().any(|byte| byte < 0x20 || byte == 0x7f)
+    } else {
+        value.chars().any(char::is_control)
+    };
+    if has_control {
         return Err(CodeError::ControlCharacter { field, value: value.escape_debug().to_string() });
     }
     Ok(())

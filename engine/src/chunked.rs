@@ -2,8 +2,9 @@
 //! hold plain references while a writer appends.
 //!
 //! Elements live in chunks that double in size (64, 128, 256, ... elements), allocated on
-//! demand and freed only when the vector drops, so a small vector costs little. Appends are serialized by the caller (the catalog's writer lock);
-//! reads are lock-free: an index below `len` always refers to a fully built element.
+//! demand and freed only when the vector drops, so a small vector costs little. Appends
+//! are serialized by the caller (the catalog's writer lock); reads are lock-free: an
+//! index below `len` always refers to a fully built element.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -100,10 +101,8 @@ impl<T: Default> ChunkedVec<T> {
 
     /// Bytes allocated for chunks and the chunk table.
     pub(crate) fn allocated_bytes(&self) -> usize {
-        let allocated: usize = (0..CHUNKS_MAX)
-            .filter(|&chunk| !self.chunks[chunk].load(Ordering::Relaxed).is_null())
-            .map(chunk_len)
-            .sum();
+        let allocated: usize =
+            (0..CHUNKS_MAX).filter(|&chunk| !self.chunks[chunk].load(Ordering::Relaxed).is_null()).map(chunk_len).sum();
         allocated * size_of::<T>() + CHUNKS_MAX * size_of::<AtomicPtr<T>>()
     }
 }

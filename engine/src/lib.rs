@@ -174,8 +174,11 @@ impl Engine {
     /// Resolves a channel code (`None` is `default`) to its id and whether it may sell
     /// safety stock.
     fn resolve_channel(&self, code: Option<&str>) -> Option<(u32, bool)> {
-        let code = code.unwrap_or(DEFAULT_CHANNEL);
-        let id = self.catalog.channels.get(code)?;
+        let id = match code {
+            // The default channel is the first one the catalog creates.
+            None => catalog::DEFAULT_CHANNEL_ID,
+            Some(code) => self.catalog.channels.get(code)?,
+        };
         let channel = self.catalog.channel(id)?;
         Some((id, channel.may_sell_safety_stock.load(Ordering::Acquire)))
     }

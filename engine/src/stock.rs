@@ -225,7 +225,13 @@ impl Engine {
     /// Sets the safety stock of a position. Raising it above the free units is
     /// accepted: ATP for channels that respect safety stock goes negative, which is
     /// not a shortage.
-    pub fn set_safety_stock(&self, sku: &str, location: &str, units: u64, now_ms: u64) -> Result<StockChange, StockError> {
+    pub fn set_safety_stock(
+        &self,
+        sku: &str,
+        location: &str,
+        units: u64,
+        now_ms: u64,
+    ) -> Result<StockChange, StockError> {
         self.clock.observe(now_ms);
         let index = self.resolve_position_for_change(sku, location)?;
         if units > u64::from(POSITION_UNITS_MAX) {
@@ -273,9 +279,10 @@ impl Engine {
         {
             let _writer = self.catalog.writer_lock();
             for (row, &location) in rows.iter().zip(&locations) {
-                let index = self.catalog.ensure_position_locked(&row.sku, location).map_err(|error| LoadError {
-                    rows: vec![(indexes.len(), error)],
-                })?;
+                let index = self
+                    .catalog
+                    .ensure_position_locked(&row.sku, location)
+                    .map_err(|error| LoadError { rows: vec![(indexes.len(), error)] })?;
                 indexes.push(index);
             }
         }

@@ -60,9 +60,12 @@ impl ReservationTable {
         self.hasher.hash_one(id)
     }
 
+    /// Picks the shard from bits 40 and up of the id hash. The shard's hash table uses
+    /// the low bits for the bucket and the top 7 bits for its tags, so those must still
+    /// vary within a shard.
     #[inline]
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        &self.shards[(hash >> 58) as usize % RESERVATION_SHARDS]
+        &self.shards[(hash >> 40) as usize % RESERVATION_SHARDS]
     }
 
     fn trim(&self, shard: &mut Shard, now_ms: u64) {
@@ -102,10 +105,7 @@ fn operation_fingerprint(kind: u8, units: &Units, extra: u64) -> u64 {
 /// Locks the positions in `indexes` (sorted, without duplicates).
 fn lock_positions<'e>(engine: &'e Engine, indexes: &[u32]) -> Guards<'e> {
     debug_assert!(indexes.windows(2).all(|pair| pair[0] < pair[1]));
-    indexes
-        .iter()
-        .map(|&index| engine.catalog.position(index).lock(&engine.counters.positions_in_shortage))
-        .collect()
+    indexes.iter().map(|&index| engine.catalog.position(index).lock(&engine.counters.positions_in_shortage)).collect()
 }
 
 fn sorted_unique(mut indexes: SmallVec<[u32; 4]>) -> SmallVec<[u32; 4]> {
@@ -501,7 +501,12 @@ impl Engine {
             shard.schedule_expiry(slot);
         }
         let reservation = shard.get_mut(slot);
-        let outcome = OperationOutcome { replayed: false, moved, state: reservation.state(), deadline_ms: reservation.deadline_ms };
+        let outcome = OperationOutcome {
+            replayed: false,
+            moved,
+            state: reservation.state(),
+            deadline_ms: reservation.deadline_ms,
+        };
         reservation.operations.push(OperationRecord {
             op_id: op_id.into(),
             fingerprint,
@@ -517,7 +522,13 @@ impl Engine {
     /// indexes and their guards.
     fn lock_lines(&self, reservation: &Reservation, moved: &[u32]) -> (SmallVec<[u32; 4]>, Guards<'_>) {
         let order = sorted_unique(
-            reservation.lines.iter().zip(moved).filter(|(_, units)| **units > 0).map(|(line, _)| line.position).collect(),
+            reservation
+                .lines
+                .iter()
+                .zip(moved)
+                .filter(|(_, units)| **units > 0)
+                .map(|(line, _)| line.position)
+                .collect(),
         );
         let guards = lock_positions(self, &order);
         (order, guards)
@@ -631,6 +642,7 @@ impl Engine {
             for &slot in &due {
                 self.expire_reservation(&mut shard, slot, now_ms);
             }
+            shard.prune_expiry_buckets(now_ms);
             self.reservations.trim(&mut shard, now_ms);
         }
         self.expiry.swept_until_ms.fetch_max(now_ms, Ordering::AcqRel);
@@ -663,7 +675,8 @@ fn plan_reserve(
     match request.policy {
         Policy::Partial => {
             for line in resolved {
-                let mut outcome = LineOutcome { status: LineStatus::InsufficientAtp, requested: line.quantity, held: 0 };
+                let mut outcome =
+                    LineOutcome { status: LineStatus::InsufficientAtp, requested: line.quantity, held: 0 };
                 if let Some(status) = line.status {
                     outcome.status = status;
                 } else {
@@ -705,8 +718,8 @@ fn plan_reserve(
                 if outcome.status == LineStatus::Held {
                     // A line on an over-committed position fails too; the others were
                     // only not attempted.
-                    let over = line.status.is_none()
-                        && remaining[touched.binary_search(&line.position).expect("touched")] < 0;
+                    let over =
+                        line.status.is_none() && remaining[touched.binary_search(&line.position).expect("touched")] < 0;
                     outcome.status = if over { LineStatus::InsufficientAtp } else { LineStatus::NotAttempted };
                 }
             }

@@ -64,7 +64,8 @@ pub(crate) struct Reservation {
     pub lines: SmallVec<[Line; 1]>,
     /// SKU and location codes of lines that named unknown codes, by line index.
     pub unresolved: Vec<(u32, CompactString, CompactString)>,
-    pub operations: Vec<OperationRecord>,
+    /// Operations in the order they were applied; most reservations see one or two.
+    pub operations: SmallVec<[OperationRecord; 1]>,
     expiry_bucket: u64,
     expiry_index: u32,
 }
@@ -90,7 +91,7 @@ impl Reservation {
             expired: false,
             lines,
             unresolved: Vec::new(),
-            operations: Vec::new(),
+            operations: SmallVec::new(),
             expiry_bucket: NOT_IN_EXPIRY,
             expiry_index: 0,
         }
@@ -124,7 +125,6 @@ impl Reservation {
 }
 
 /// One shard of the reservation table. Guarded by a mutex in `ReservationTable`.
-#[derive(Default)]
 pub(crate) struct Shard {
     slots: slab::Slab<Reservation>,
     index: hashbrown::HashTable<u32>,
@@ -139,6 +139,21 @@ pub(crate) struct Shard {
     /// Smallest age, in milliseconds, at which an ended reservation was forgotten
     /// because of the memory bound; `u64::MAX` if none was.
     pub bound_eviction_age_ms_min: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            slots: slab::Slab::new(),
+            index: hashbrown::HashTable::new(),
+            expiry: BTreeMap::new(),
+            ended: VecDeque::new(),
+            open: 0,
+            forgotten_by_retention: 0,
+            forgotten_by_bound: 0,
+            bound_eviction_age_ms_min: u64::MAX,
+        }
+    }
 }
 
 impl Shard {
@@ -190,9 +205,15 @@ impl Shard {
         entries.swap_remove(index);
         if let Some(&moved) = entries.get(index) {
             self.slots[moved as usize].expiry_index = index as u32;
-        } else if entries.is_empty() {
-            self.expiry.remove(&bucket);
         }
+        // An emptied bucket stays until the sweep passes it, so that a reserve and
+        // release in the same second do not allocate and free it each time.
+    }
+
+    /// Drops the empty buckets whose whole second lies before `now_ms`.
+    pub(crate) fn prune_expiry_buckets(&mut self, now_ms: u64) {
+        let current = now_ms >> EXPIRY_BUCKET_SHIFT;
+        self.expiry.retain(|&bucket, entries| bucket >= current || !entries.is_empty());
     }
 
     /// Collects, without removing, the slots of reservations with a deadline at or
@@ -254,7 +275,9 @@ impl Shard {
             .map(|(_, r)| {
                 let lines = if r.lines.spilled() { r.lines.capacity() * size_of::<Line>() } else { 0 };
                 let id = if r.id.is_heap_allocated() { r.id.len() } else { 0 };
-                lines + id + r.operations.capacity() * size_of::<OperationRecord>()
+                let operations =
+                    if r.operations.spilled() { r.operations.capacity() * size_of::<OperationRecord>() } else { 0 };
+                lines + id + operations
             })
             .sum();
         let queues = self.ended.capacity() * size_of::<u32>()

@@ -1,10 +1,10 @@
 //! Named cases of the engine's semantics, each a test of its own.
 
-use promesa_engine::{
-    ConfirmRequest, FulfilRequest, LineQuantity, LineStatus, Policy, ReleaseFrom, ReleaseRequest,
-    ReservationState, ReserveRequest, Units,
-};
 use promesa_engine::error::ReservationError;
+use promesa_engine::{
+    ConfirmRequest, FulfilRequest, LineQuantity, LineStatus, Policy, ReleaseFrom, ReleaseRequest, ReservationState,
+    ReserveRequest, Units,
+};
 use promesa_tests::{T0_MS, TTL_15_MIN_MS, engine_with_locations, line, reserve_one};
 
 fn atp(engine: &promesa_engine::Engine, sku: &str, location: &str, now_ms: u64) -> i64 {
@@ -50,8 +50,12 @@ fn hold_confirm_fulfil_release_returns_rest_once() {
     engine.confirm(&confirm, T0_MS).unwrap();
     let fulfil = FulfilRequest { reservation_id: "order-1".into(), op_id: "f1".into(), units: seven };
     engine.fulfil(&fulfil, T0_MS).unwrap();
-    let release =
-        ReleaseRequest { reservation_id: "order-1".into(), op_id: "r1".into(), units: Units::All, from: ReleaseFrom::HeldFirst };
+    let release = ReleaseRequest {
+        reservation_id: "order-1".into(),
+        op_id: "r1".into(),
+        units: Units::All,
+        from: ReleaseFrom::HeldFirst,
+    };
     let released = engine.release(&release, T0_MS).unwrap();
     assert_eq!(released.moved.as_slice(), &[3]);
     assert_eq!(released.state, ReservationState::Fulfilled);
@@ -80,8 +84,12 @@ fn count_to_zero_then_release_shows_shortage() {
     assert!(position.in_shortage);
     assert_eq!(engine.stats().positions_in_shortage, 1);
 
-    let release =
-        ReleaseRequest { reservation_id: "order-1".into(), op_id: "r1".into(), units: Units::All, from: ReleaseFrom::HeldFirst };
+    let release = ReleaseRequest {
+        reservation_id: "order-1".into(),
+        op_id: "r1".into(),
+        units: Units::All,
+        from: ReleaseFrom::HeldFirst,
+    };
     engine.release(&release, T0_MS).unwrap();
     let position = engine.availability("SKU", "L0", None, T0_MS).unwrap();
     assert_eq!(position.reserved, 0);
