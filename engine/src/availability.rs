@@ -41,7 +41,7 @@ impl PositionAvailability {
     }
 }
 
-/// Which locations a SKU availability read covers.
+/// The locations a SKU availability read covers.
 #[derive(Clone, Copy, Debug, Default)]
 pub enum LocationFilter<'a> {
     /// Every location where the SKU has a position.

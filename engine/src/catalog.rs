@@ -23,7 +23,7 @@ pub const DEFAULT_CHANNEL: &str = "default";
 /// Id of the channel `default`, the first channel every catalog creates.
 pub(crate) const DEFAULT_CHANNEL_ID: u32 = 0;
 
-/// What kind of fulfilment node a location is.
+/// The kind of fulfilment node a location is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum LocationKind {

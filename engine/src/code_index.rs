@@ -3,7 +3,7 @@
 //! Lookups are lock-free: an open-addressing table of 64-bit slots, each holding a tag
 //! (the high half of the code's hash) and the id plus one. Inserts take the catalog's
 //! writer lock. When the table grows, the old table stays allocated until the index
-//! drops, because a reader may still be probing it; the retired tables together are
+//! drops, because a reader may still be probing it. The retired tables together are
 //! never larger than the current one.
 
 use std::hash::BuildHasher;

@@ -54,8 +54,8 @@ impl Counters {
         u64::from(self.reserved) + u64::from(self.allocated) > u64::from(self.on_hand)
     }
 
-    /// Whether a hold may have passed its deadline at `now_ms`: false means the
-    /// `reserved` count has no expired units.
+    /// Returns whether a hold may have passed its deadline at `now_ms`. False means
+    /// the `reserved` count has no expired units.
     #[inline]
     pub fn may_hold_expired(&self, now_ms: u64) -> bool {
         self.reserved > 0 && now_ms >= u64::from(self.hold_deadline_floor_s) * 1_000

@@ -17,7 +17,7 @@ use crate::catalog::{validate_code, validate_id};
 use crate::error::{LoadError, StockError};
 use crate::limits::{LOAD_ROWS_MAX, OPERATION_ID_LEN_MAX, POSITION_UNITS_MAX};
 
-/// Why on hand changes by a delta.
+/// The reason for an adjustment of on hand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum AdjustReason {

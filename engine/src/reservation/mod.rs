@@ -132,9 +132,9 @@ impl Engine {
 
     /// Holds units of one or more positions until `now + ttl_ms`.
     ///
-    /// Idempotent on the reservation id: a repeat with the same content (channel,
+    /// Idempotent on the reservation id. A repeat with the same content (channel,
     /// lines in order, policy, TTL) returns the first outcome, even after stock
-    /// changed; the same id with different content is an error. A reserve that holds
+    /// changed. The same id with different content is an error. A reserve that holds
     /// nothing leaves no record, so its retry is judged afresh.
     pub fn reserve(&self, request: &ReserveRequest, now_ms: u64) -> Result<ReserveOutcome, ReserveError> {
         self.validate_reserve(request)?;
@@ -218,7 +218,7 @@ impl Engine {
             for (index, line) in resolved.iter().enumerate() {
                 if matches!(line.status, Some(LineStatus::UnknownSku | LineStatus::UnknownLocation)) {
                     let request_line = &request.lines[index];
-                    reservation.unresolved.push((
+                    reservation.unresolved.get_or_insert_default().push((
                         index as u32,
                         request_line.sku.as_str().into(),
                         request_line.location.as_str().into(),
@@ -303,7 +303,7 @@ impl Engine {
     // Confirm, release, fulfil, extend.
 
     /// Moves held units to allocated. Allocated units never expire. If the hold's
-    /// deadline has passed, expiry wins and the error says so.
+    /// deadline has passed, expiry wins and the confirm returns `Expired`.
     pub fn confirm(&self, request: &ConfirmRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
         let fingerprint = operation_fingerprint(0, &request.units, 0);
         self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, now_ms| {
@@ -446,9 +446,9 @@ impl Engine {
         })
     }
 
-    /// The common frame of operations on an existing reservation: find it, answer a
-    /// repeated operation id, expire its hold if the deadline passed, run `change`,
-    /// then record the outcome.
+    /// Runs an operation on an existing reservation: finds it, returns the recorded
+    /// outcome of a repeated operation id, expires its hold if the deadline passed,
+    /// runs `change`, then records the outcome.
     fn operate(
         &self,
         reservation_id: &str,
@@ -475,7 +475,7 @@ impl Engine {
             }
             return Ok(OperationOutcome {
                 replayed: true,
-                moved: record.moved.clone(),
+                moved: record.moved.iter().copied().collect(),
                 state: record.state,
                 deadline_ms: record.deadline_ms,
             });
@@ -487,7 +487,8 @@ impl Engine {
         let held_before = shard.get(slot).held();
         let deadline_before = shard.get(slot).deadline_ms;
         let moved = change(self, shard.get_mut(slot), now_ms);
-        // An error changed nothing (an expiry above stands: it would have happened anyway).
+        // An error changed nothing. An expiry above is kept because it would have
+        // happened anyway.
         let moved = moved?;
         let reservation = shard.get(slot);
         let (held_after, deadline_after) = (reservation.held(), reservation.deadline_ms);
@@ -510,7 +511,7 @@ impl Engine {
         reservation.operations.push(OperationRecord {
             op_id: op_id.into(),
             fingerprint,
-            moved: outcome.moved.clone(),
+            moved: outcome.moved.iter().copied().collect(),
             state: outcome.state,
             deadline_ms: outcome.deadline_ms,
         });
@@ -552,7 +553,11 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(index, line)| {
-                let unresolved = reservation.unresolved.iter().find(|(line_index, _, _)| *line_index as usize == index);
+                let unresolved = reservation
+                    .unresolved
+                    .iter()
+                    .flat_map(|unresolved| unresolved.iter())
+                    .find(|(line_index, _, _)| *line_index as usize == index);
                 let (sku, location) = match unresolved {
                     Some((_, sku, location)) => (sku.to_string(), location.to_string()),
                     None => (code(&self.catalog.skus, line.sku), code(&self.catalog.locations, line.location)),
@@ -638,11 +643,10 @@ impl Engine {
         for shard in self.reservations.shards.iter() {
             let mut shard = shard.lock();
             due.clear();
-            shard.due(now_ms, &mut due);
+            shard.take_due(now_ms, &mut due);
             for &slot in &due {
                 self.expire_reservation(&mut shard, slot, now_ms);
             }
-            shard.prune_expiry_buckets(now_ms);
             self.reservations.trim(&mut shard, now_ms);
         }
         self.expiry.swept_until_ms.fetch_max(now_ms, Ordering::AcqRel);
@@ -778,8 +782,8 @@ fn units_to_move(
     }
 }
 
-/// The error for an operation that finds nothing to change: `Expired` if expiry took
-/// the held units, otherwise `NothingToChange`.
+/// Builds the error for an operation that finds nothing to change: `Expired` if
+/// expiry took the held units, otherwise `NothingToChange`.
 fn nothing_or_expired(reservation: &Reservation, state: &'static str, now_ms: u64) -> ReservationError {
     // An expiry releases every held unit at once, so an expired reservation holds none.
     if reservation.expired && state.contains("held") {

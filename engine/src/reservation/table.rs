@@ -1,7 +1,8 @@
 //! Storage of reservations: shards keyed by reservation id, each with its own lock,
 //! id index, expiry buckets and queue of ended reservations kept for retries.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use compact_str::CompactString;
 use smallvec::SmallVec;
@@ -12,7 +13,22 @@ use super::types::{LineStatus, Policy, ReservationState};
 pub(crate) const EXPIRY_BUCKET_SHIFT: u32 = 10;
 
 /// Marks a reservation that is not in the expiry buckets.
-const NOT_IN_EXPIRY: u64 = u64::MAX;
+const NOT_IN_EXPIRY: u32 = u32::MAX;
+
+/// The expiry bucket of a deadline: its second, roughly (1,024 ms). Fits 32 bits until
+/// the year 2109.
+fn bucket_of(deadline_ms: u64) -> u32 {
+    (deadline_ms >> EXPIRY_BUCKET_SHIFT).min(u64::from(NOT_IN_EXPIRY - 1)) as u32
+}
+
+/// Reservations with held units, grouped by the bucket of their deadline. A map finds
+/// a bucket in constant time; a min-heap of the bucket keys gives the sweep the
+/// earliest bucket first.
+#[derive(Default)]
+struct ExpiryBuckets {
+    buckets: hashbrown::HashMap<u32, Vec<u32>, foldhash::fast::RandomState>,
+    keys: BinaryHeap<Reverse<u32>>,
+}
 
 /// One line of a stored reservation. The sum held + allocated + fulfilled + released
 /// equals the units held at reserve time and never changes.
@@ -37,12 +53,12 @@ impl Line {
     }
 }
 
-/// The first outcome of an operation, kept to answer retries with the same op id.
+/// The first outcome of an operation, kept so that a retry with the same op id gets it.
 #[derive(Clone, Debug)]
 pub(crate) struct OperationRecord {
     pub op_id: CompactString,
     pub fingerprint: u64,
-    pub moved: SmallVec<[u32; 4]>,
+    pub moved: SmallVec<[u32; 2]>,
     pub state: ReservationState,
     pub deadline_ms: u64,
 }
@@ -63,10 +79,10 @@ pub(crate) struct Reservation {
     pub expired: bool,
     pub lines: SmallVec<[Line; 1]>,
     /// SKU and location codes of lines that named unknown codes, by line index.
-    pub unresolved: Vec<(u32, CompactString, CompactString)>,
+    pub unresolved: Option<Box<Vec<(u32, CompactString, CompactString)>>>,
     /// Operations in the order they were applied; most reservations see one or two.
     pub operations: SmallVec<[OperationRecord; 1]>,
-    expiry_bucket: u64,
+    expiry_bucket: u32,
     expiry_index: u32,
 }
 
@@ -90,7 +106,7 @@ impl Reservation {
             ended_ms: u64::MAX,
             expired: false,
             lines,
-            unresolved: Vec::new(),
+            unresolved: None,
             operations: SmallVec::new(),
             expiry_bucket: NOT_IN_EXPIRY,
             expiry_index: 0,
@@ -128,8 +144,7 @@ impl Reservation {
 pub(crate) struct Shard {
     slots: slab::Slab<Reservation>,
     index: hashbrown::HashTable<u32>,
-    /// Slots of reservations with held units, by deadline bucket.
-    expiry: BTreeMap<u64, Vec<u32>>,
+    expiry: ExpiryBuckets,
     /// Slots of closed reservations in the order they closed.
     ended: VecDeque<u32>,
     /// Open reservations in this shard.
@@ -146,7 +161,7 @@ impl Default for Shard {
         Shard {
             slots: slab::Slab::new(),
             index: hashbrown::HashTable::new(),
-            expiry: BTreeMap::new(),
+            expiry: ExpiryBuckets::default(),
             ended: VecDeque::new(),
             open: 0,
             forgotten_by_retention: 0,
@@ -183,8 +198,12 @@ impl Shard {
     pub(crate) fn schedule_expiry(&mut self, slot: u32) {
         self.unschedule_expiry(slot);
         let reservation = &mut self.slots[slot as usize];
-        let bucket = reservation.deadline_ms >> EXPIRY_BUCKET_SHIFT;
-        let entries = self.expiry.entry(bucket).or_default();
+        let bucket = bucket_of(reservation.deadline_ms);
+        let keys = &mut self.expiry.keys;
+        let entries = self.expiry.buckets.entry(bucket).or_insert_with(|| {
+            keys.push(Reverse(bucket));
+            Vec::new()
+        });
         reservation.expiry_bucket = bucket;
         reservation.expiry_index = entries.len() as u32;
         entries.push(slot);
@@ -200,7 +219,7 @@ impl Shard {
         let index = reservation.expiry_index as usize;
         reservation.expiry_bucket = NOT_IN_EXPIRY;
 
-        let entries = self.expiry.get_mut(&bucket).expect("scheduled reservation has a bucket");
+        let entries = self.expiry.buckets.get_mut(&bucket).expect("scheduled reservation has a bucket");
         debug_assert_eq!(entries[index], slot);
         entries.swap_remove(index);
         if let Some(&moved) = entries.get(index) {
@@ -210,17 +229,26 @@ impl Shard {
         // release in the same second do not allocate and free it each time.
     }
 
-    /// Drops the empty buckets whose whole second lies before `now_ms`.
-    pub(crate) fn prune_expiry_buckets(&mut self, now_ms: u64) {
-        let current = now_ms >> EXPIRY_BUCKET_SHIFT;
-        self.expiry.retain(|&bucket, entries| bucket >= current || !entries.is_empty());
-    }
-
-    /// Collects, without removing, the slots of reservations with a deadline at or
-    /// before `now_ms`.
-    pub(crate) fn due(&self, now_ms: u64, out: &mut Vec<u32>) {
-        for (_, entries) in self.expiry.range(..=(now_ms >> EXPIRY_BUCKET_SHIFT)) {
-            out.extend(entries.iter().copied().filter(|&slot| self.slots[slot as usize].deadline_ms <= now_ms));
+    /// Collects the slots of reservations with a deadline at or before `now_ms`, for
+    /// the caller to expire. Buckets wholly before `now_ms` leave the expiry index
+    /// here; the bucket of `now_ms` itself keeps its entries until they expire.
+    pub(crate) fn take_due(&mut self, now_ms: u64, out: &mut Vec<u32>) {
+        let current = bucket_of(now_ms);
+        while let Some(&Reverse(bucket)) = self.expiry.keys.peek() {
+            if bucket > current {
+                break;
+            }
+            if bucket == current {
+                let entries = &self.expiry.buckets[&bucket];
+                out.extend(entries.iter().copied().filter(|&slot| self.slots[slot as usize].deadline_ms <= now_ms));
+                break;
+            }
+            self.expiry.keys.pop();
+            let entries = self.expiry.buckets.remove(&bucket).expect("every key has a bucket");
+            for &slot in &entries {
+                self.slots[slot as usize].expiry_bucket = NOT_IN_EXPIRY;
+            }
+            out.extend(entries);
         }
     }
 
@@ -281,7 +309,7 @@ impl Shard {
             })
             .sum();
         let queues = self.ended.capacity() * size_of::<u32>()
-            + self.expiry.values().map(|entries| entries.capacity() * size_of::<u32>() + 48).sum::<usize>();
+            + self.expiry.buckets.values().map(|entries| entries.capacity() * size_of::<u32>() + 40).sum::<usize>();
         slots + index + extra + queues
     }
 }
