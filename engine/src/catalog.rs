@@ -262,10 +262,10 @@ impl Catalog {
     /// Returns the position of (`sku`, `location`), creating the SKU and the position
     /// as needed. The location must exist and the SKU code must be valid.
     pub(crate) fn ensure_position(&self, sku_code: &str, location: u32) -> Result<u32, crate::error::StockError> {
-        if let Some(sku) = self.skus.get(sku_code) {
-            if let Some(index) = self.find_position(sku, location) {
-                return Ok(index);
-            }
+        if let Some(sku) = self.skus.get(sku_code)
+            && let Some(index) = self.find_position(sku, location)
+        {
+            return Ok(index);
         }
         let _writer = self.writer.lock();
         self.ensure_position_locked(sku_code, location)

@@ -127,6 +127,7 @@ impl<W: SlotWord> SlotTable<W> {
 pub(crate) struct GrowableTable<W: SlotWord> {
     current: AtomicPtr<SlotTable<W>>,
     /// Tables replaced by a larger one, kept until drop because readers may hold them.
+    #[allow(clippy::vec_box, reason = "readers hold pointers to the boxed tables, so they must not move")]
     retired: Mutex<Vec<Box<SlotTable<W>>>>,
 }
 

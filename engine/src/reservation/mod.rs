@@ -215,15 +215,17 @@ impl Engine {
                 deadline_ms,
                 lines,
             );
-            for (index, line) in resolved.iter().enumerate() {
-                if matches!(line.status, Some(LineStatus::UnknownSku | LineStatus::UnknownLocation)) {
-                    let request_line = &request.lines[index];
-                    reservation.unresolved.get_or_insert_default().push((
-                        index as u32,
-                        request_line.sku.as_str().into(),
-                        request_line.location.as_str().into(),
-                    ));
-                }
+            let unresolved: Vec<_> = resolved
+                .iter()
+                .zip(&request.lines)
+                .enumerate()
+                .filter(|(_, (line, _))| {
+                    matches!(line.status, Some(LineStatus::UnknownSku | LineStatus::UnknownLocation))
+                })
+                .map(|(index, (_, line))| (index as u32, line.sku.as_str().into(), line.location.as_str().into()))
+                .collect();
+            if !unresolved.is_empty() {
+                reservation.unresolved = Some(unresolved.into_boxed_slice());
             }
             shard.insert(hash, &|id| self.reservations.hash(id), reservation);
             return Ok(outcome);

@@ -79,7 +79,7 @@ pub(crate) struct Reservation {
     pub expired: bool,
     pub lines: SmallVec<[Line; 1]>,
     /// SKU and location codes of lines that named unknown codes, by line index.
-    pub unresolved: Option<Box<Vec<(u32, CompactString, CompactString)>>>,
+    pub unresolved: Option<Box<[(u32, CompactString, CompactString)]>>,
     /// Operations in the order they were applied; most reservations see one or two.
     pub operations: SmallVec<[OperationRecord; 1]>,
     expiry_bucket: u32,
