@@ -136,13 +136,14 @@ impl Engine {
     /// Sets on hand to an absolute count and returns the resulting delta. Creates the
     /// SKU and the position as needed; the location must exist.
     pub fn set_on_hand(&self, sku: &str, location: &str, on_hand: u64, now_ms: u64) -> Result<StockChange, StockError> {
-        self.clock.observe(now_ms);
-        let index = self.resolve_position_for_change(sku, location)?;
+        let now_ms = self.clock.observe(now_ms);
+        let location_id = self.resolve_location_for_change(sku, location)?;
         if on_hand > u64::from(POSITION_UNITS_MAX) {
             return Err(above_limit("on_hand", on_hand as i64, sku, location));
         }
+        let index = self.catalog.ensure_position(sku, location_id)?;
 
-        let mut guard = self.catalog.position(index).lock(&self.counters.positions_in_shortage);
+        let mut guard = self.lock_position_current(index, now_ms);
         let previous = guard.counters.on_hand;
         guard.counters.on_hand = on_hand as u32;
         Ok(StockChange {
@@ -157,6 +158,7 @@ impl Engine {
     /// Changes on hand by a signed delta. Idempotent on the operation id: a repeat
     /// with the same content returns the first outcome, with different content an error.
     pub fn adjust_on_hand(&self, request: &AdjustRequest, now_ms: u64) -> Result<StockChange, StockError> {
+        let now_ms = self.clock.observe(now_ms);
         validate_id("op_id", &request.op_id, OPERATION_ID_LEN_MAX)?;
         validate_code("sku", &request.sku)?;
         validate_code("location", &request.location)?;
@@ -166,7 +168,6 @@ impl Engine {
 
         let fingerprint = adjustment_fingerprint(request);
         let mut ledger = self.adjustments.shard(&request.op_id).lock();
-        let now_ms = self.clock.observe(now_ms);
         if let Some((first_fingerprint, first)) = ledger.entries.get(request.op_id.as_str()) {
             if *first_fingerprint != fingerprint {
                 return Err(StockError::OperationIdReused { op_id: request.op_id.clone() });
@@ -174,13 +175,20 @@ impl Engine {
             return Ok(StockChange { replayed: true, ..*first });
         }
 
-        // A receipt may create the position; a removal needs one that exists.
-        let index = if request.delta > 0 {
-            self.resolve_position_for_change(&request.sku, &request.location)?
-        } else {
-            self.existing_position(&request.sku, &request.location)?
+        // A receipt may create the position, unless it is above the limit even from 0.
+        // A removal needs a position that exists.
+        let index = match self.existing_position(&request.sku, &request.location) {
+            Ok(index) => index,
+            Err(StockError::UnknownPosition { .. }) if request.delta > i64::from(POSITION_UNITS_MAX) => {
+                return Err(above_limit("on_hand", request.delta, &request.sku, &request.location));
+            }
+            Err(StockError::UnknownPosition { .. }) if request.delta > 0 => {
+                let location_id = self.resolve_location_for_change(&request.sku, &request.location)?;
+                self.catalog.ensure_position(&request.sku, location_id)?
+            }
+            Err(error) => return Err(error),
         };
-        let mut guard = self.catalog.position(index).lock(&self.counters.positions_in_shortage);
+        let mut guard = self.lock_position_current(index, now_ms);
         let previous = guard.counters.on_hand;
         let result = i64::from(previous) + request.delta;
         if result < 0 {
@@ -232,12 +240,13 @@ impl Engine {
         units: u64,
         now_ms: u64,
     ) -> Result<StockChange, StockError> {
-        self.clock.observe(now_ms);
-        let index = self.resolve_position_for_change(sku, location)?;
+        let now_ms = self.clock.observe(now_ms);
+        let location_id = self.resolve_location_for_change(sku, location)?;
         if units > u64::from(POSITION_UNITS_MAX) {
             return Err(above_limit("safety_stock", units as i64, sku, location));
         }
-        let mut guard = self.catalog.position(index).lock(&self.counters.positions_in_shortage);
+        let index = self.catalog.ensure_position(sku, location_id)?;
+        let mut guard = self.lock_position_current(index, now_ms);
         guard.counters.safety_stock = units as u32;
         Ok(StockChange {
             previous: guard.counters.on_hand,
@@ -258,7 +267,7 @@ impl Engine {
         if rows.len() > LOAD_ROWS_MAX {
             return Err(LoadError { rows: vec![(LOAD_ROWS_MAX, StockError::TooManyRows { rows: rows.len() })] });
         }
-        self.clock.observe(now_ms);
+        let now_ms = self.clock.observe(now_ms);
 
         // Validate every row before changing anything.
         let mut invalid = Vec::new();
@@ -292,13 +301,18 @@ impl Engine {
             positions_in_shortage: 0,
         };
         for (row, &index) in rows.iter().zip(&indexes) {
-            let mut guard = self.catalog.position(index).lock(&self.counters.positions_in_shortage);
+            let mut guard = self.lock_position_current(index, now_ms);
             guard.counters.on_hand = row.on_hand as u32;
             if let Some(safety_stock) = row.safety_stock {
                 guard.counters.safety_stock = safety_stock as u32;
             }
-            summary.positions_in_shortage += usize::from(guard.counters.in_shortage());
         }
+
+        // A position named by several rows counts once.
+        indexes.sort_unstable();
+        indexes.dedup();
+        summary.positions_in_shortage =
+            indexes.iter().filter(|&&index| self.catalog.position(index).read().in_shortage()).count();
         Ok(summary)
     }
 
@@ -321,16 +335,11 @@ impl Engine {
         Ok(location)
     }
 
-    /// Validates the codes and returns the position, creating it if needed.
-    fn resolve_position_for_change(&self, sku: &str, location: &str) -> Result<u32, StockError> {
+    /// Validates the codes of a stock change and returns the location's id.
+    fn resolve_location_for_change(&self, sku: &str, location: &str) -> Result<u32, StockError> {
         validate_code("sku", sku)?;
         validate_code("location", location)?;
-        let location_id = self
-            .catalog
-            .locations
-            .get(location)
-            .ok_or_else(|| StockError::UnknownLocation { code: location.to_owned() })?;
-        self.catalog.ensure_position(sku, location_id)
+        self.catalog.locations.get(location).ok_or_else(|| StockError::UnknownLocation { code: location.to_owned() })
     }
 
     fn existing_position(&self, sku: &str, location: &str) -> Result<u32, StockError> {

@@ -212,7 +212,7 @@ impl Engine {
                 channel,
                 request.policy,
                 now_ms,
-                deadline_ms,
+                request.ttl_ms as u32,
                 lines,
             );
             let unresolved: Vec<_> = resolved
@@ -290,6 +290,20 @@ impl Engine {
             .collect()
     }
 
+    /// Locks one position whose counters count no hold past its deadline at `now_ms`,
+    /// sweeping due holds first if needed, so a stock change judges shortage the way a
+    /// read at the same time would.
+    pub(crate) fn lock_position_current(&self, index: u32, now_ms: u64) -> PositionGuard<'_> {
+        loop {
+            let guard = self.catalog.position(index).lock(&self.counters.positions_in_shortage);
+            if now_ms <= self.swept_until_ms() || !guard.counters.may_hold_expired(now_ms) {
+                return guard;
+            }
+            drop(guard);
+            self.expire_due(now_ms);
+        }
+    }
+
     /// Sweeps due holds if any of these positions may count one.
     fn sweep_if_positions_due(&self, positions: &[u32], now_ms: u64) {
         let now_ms = self.clock.observe(now_ms);
@@ -312,7 +326,7 @@ impl Engine {
             if reservation.expired {
                 return Err(nothing_or_expired(reservation, "held", now_ms));
             }
-            let moved = units_to_move(reservation, &request.units, "held", |line| line.held)?;
+            let moved = units_to_move(reservation, &request.units, "held", now_ms, |line| line.held)?;
             if moved.iter().all(|&units| units == 0) {
                 return Err(nothing_or_expired(reservation, "held", now_ms));
             }
@@ -340,7 +354,7 @@ impl Engine {
                 ReleaseFrom::Held => ("held", |line| line.held),
                 ReleaseFrom::Allocated => ("allocated", |line| line.allocated),
             };
-            let moved = units_to_move(reservation, &request.units, state, available)?;
+            let moved = units_to_move(reservation, &request.units, state, now_ms, available)?;
             if moved.iter().all(|&units| units == 0) {
                 return Err(nothing_or_expired(reservation, state, now_ms));
             }
@@ -371,7 +385,7 @@ impl Engine {
         let fingerprint = operation_fingerprint(2, &request.units, 0);
         self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, now_ms| {
             let state = "held or allocated";
-            let moved = units_to_move(reservation, &request.units, state, |line| line.held + line.allocated)?;
+            let moved = units_to_move(reservation, &request.units, state, now_ms, |line| line.held + line.allocated)?;
             if moved.iter().all(|&units| units == 0) {
                 return Err(nothing_or_expired(reservation, state, now_ms));
             }
@@ -459,6 +473,7 @@ impl Engine {
         now_ms: u64,
         change: impl FnOnce(&Engine, &mut Reservation, u64) -> Result<SmallVec<[u32; 4]>, ReservationError>,
     ) -> Result<OperationOutcome, ReservationError> {
+        let now_ms = self.clock.observe(now_ms);
         validate_id("reservation_id", reservation_id, RESERVATION_ID_LEN_MAX)
             .map_err(ReservationError::ReservationId)?;
         validate_id("op_id", op_id, OPERATION_ID_LEN_MAX).map_err(ReservationError::OperationId)?;
@@ -483,7 +498,6 @@ impl Engine {
             });
         }
 
-        let now_ms = self.clock.observe(now_ms);
         self.expire_reservation(&mut shard, slot, now_ms);
 
         let held_before = shard.get(slot).held();
@@ -540,10 +554,10 @@ impl Engine {
     /// Returns the state of a reservation, or `None` if the id is not known (never
     /// held, or ended and forgotten after its retention).
     pub fn get(&self, reservation_id: &str, now_ms: u64) -> Option<ReservationView> {
+        let now_ms = self.clock.observe(now_ms);
         let hash = self.reservations.hash(reservation_id);
         let mut shard = self.reservations.shard(hash).lock();
         let slot = shard.find(hash, reservation_id)?;
-        let now_ms = self.clock.observe(now_ms);
         self.expire_reservation(&mut shard, slot, now_ms);
         Some(self.view(shard.get(slot)))
     }
@@ -741,15 +755,17 @@ fn replayed_reserve(reservation: &Reservation) -> ReserveOutcome {
         .iter()
         .map(|line| LineOutcome { status: line.status, requested: line.requested, held: line.held_at_reserve() })
         .collect();
-    ReserveOutcome { replayed: true, deadline_ms: reservation.deadline_ms, lines }
+    ReserveOutcome { replayed: true, deadline_ms: reservation.first_deadline_ms(), lines }
 }
 
 /// Works out how many units each line moves for `units`, checking each quantity
-/// against `available` (units in the state the operation takes).
+/// against `available` (units in the state the operation takes). A quantity that
+/// needed units which expiry took is `Expired`, so the loser of that race is told.
 fn units_to_move(
     reservation: &Reservation,
     units: &Units,
     state: &'static str,
+    now_ms: u64,
     available: impl Fn(&Line) -> u32,
 ) -> Result<SmallVec<[u32; 4]>, ReservationError> {
     let line_count = reservation.lines.len();
@@ -768,6 +784,9 @@ fn units_to_move(
                 }
                 named[line] = true;
                 let have = available(&reservation.lines[line]);
+                if quantity.quantity > u64::from(have) && reservation.expired && state.contains("held") {
+                    return Err(nothing_or_expired(reservation, state, now_ms));
+                }
                 if quantity.quantity == 0 || quantity.quantity > u64::from(have) {
                     return Err(ReservationError::QuantityExceeds {
                         id: reservation.id.to_string(),

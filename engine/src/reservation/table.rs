@@ -12,6 +12,8 @@ use super::types::{LineStatus, Policy, ReservationState};
 /// Expiry buckets group deadlines by `deadline_ms >> EXPIRY_BUCKET_SHIFT` (about 1 s).
 pub(crate) const EXPIRY_BUCKET_SHIFT: u32 = 10;
 
+const _: () = assert!(crate::limits::TTL_MS_MAX <= u32::MAX as u64, "a TTL is stored in 32 bits");
+
 /// Marks a reservation that is not in the expiry buckets.
 const NOT_IN_EXPIRY: u32 = u32::MAX;
 
@@ -71,7 +73,10 @@ pub(crate) struct Reservation {
     pub fingerprint: u64,
     pub channel: u32,
     pub policy: Policy,
+    /// Time-to-live of the reserve, so the first deadline is `created_ms + ttl_ms`.
+    pub ttl_ms: u32,
     pub created_ms: u64,
+    /// Current deadline of held units; extend moves it later.
     pub deadline_ms: u64,
     /// When the reservation closed; `u64::MAX` while open.
     pub ended_ms: u64,
@@ -93,7 +98,7 @@ impl Reservation {
         channel: u32,
         policy: Policy,
         created_ms: u64,
-        deadline_ms: u64,
+        ttl_ms: u32,
         lines: SmallVec<[Line; 1]>,
     ) -> Self {
         Reservation {
@@ -101,8 +106,9 @@ impl Reservation {
             fingerprint,
             channel,
             policy,
+            ttl_ms,
             created_ms,
-            deadline_ms,
+            deadline_ms: created_ms + u64::from(ttl_ms),
             ended_ms: u64::MAX,
             expired: false,
             lines,
@@ -111,6 +117,11 @@ impl Reservation {
             expiry_bucket: NOT_IN_EXPIRY,
             expiry_index: 0,
         }
+    }
+
+    /// The deadline the reserve set, before any extend.
+    pub(crate) fn first_deadline_ms(&self) -> u64 {
+        self.created_ms + u64::from(self.ttl_ms)
     }
 
     pub(crate) fn held(&self) -> u64 {
