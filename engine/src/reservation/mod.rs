@@ -10,6 +10,7 @@
 //! never count an expired hold. Operations on one reservation expire its own hold
 //! under the shard lock, so a confirm racing with expiry has exactly one winner.
 
+mod slots;
 mod table;
 pub mod types;
 
@@ -69,7 +70,7 @@ impl ReservationTable {
     }
 
     fn trim(&self, shard: &mut Shard, now_ms: u64) {
-        shard.trim(now_ms, self.retention_ms, self.ended_max_per_shard, &|id| self.hash(id));
+        shard.trim(now_ms, self.retention_ms, self.ended_max_per_shard);
     }
 
     pub(crate) fn shards(&self) -> impl Iterator<Item = MutexGuard<'_, Shard>> {
@@ -498,6 +499,9 @@ impl Engine {
             });
         }
 
+        // Read the clock again under the shard lock: a sweep that expired this hold
+        // in the meantime raised the clock first, so `now_ms` is at least its time.
+        let now_ms = self.clock.observe(now_ms);
         self.expire_reservation(&mut shard, slot, now_ms);
 
         let held_before = shard.get(slot).held();
@@ -511,7 +515,7 @@ impl Engine {
         let open_after = reservation.state().is_open();
 
         if !open_after {
-            shard.mark_ended(slot, now_ms);
+            shard.mark_ended(slot, now_ms, &|id| self.reservations.hash(id));
         } else if held_after == 0 && held_before > 0 {
             shard.unschedule_expiry(slot);
         } else if deadline_after != deadline_before {
@@ -558,6 +562,7 @@ impl Engine {
         let hash = self.reservations.hash(reservation_id);
         let mut shard = self.reservations.shard(hash).lock();
         let slot = shard.find(hash, reservation_id)?;
+        let now_ms = self.clock.observe(now_ms);
         self.expire_reservation(&mut shard, slot, now_ms);
         Some(self.view(shard.get(slot)))
     }
@@ -630,7 +635,7 @@ impl Engine {
         };
         let closed = reservation.allocated() == 0;
         if closed {
-            shard.mark_ended(slot, now_ms);
+            shard.mark_ended(slot, now_ms, &|id| self.reservations.hash(id));
         } else {
             shard.unschedule_expiry(slot);
         }

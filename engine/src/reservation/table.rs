@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use compact_str::CompactString;
 use smallvec::SmallVec;
 
+use super::slots::Slots;
 use super::types::{LineStatus, Policy, ReservationState};
 
 /// Expiry buckets group deadlines by `deadline_ms >> EXPIRY_BUCKET_SHIFT` (about 1 s).
@@ -151,13 +152,21 @@ impl Reservation {
     }
 }
 
+/// A closed reservation in the order of closing, with what forgetting it needs, so
+/// that trimming reads no cold reservation to decide.
+struct EndedEntry {
+    ended_ms: u64,
+    id_hash: u64,
+    slot: u32,
+}
+
 /// One shard of the reservation table. Guarded by a mutex in `ReservationTable`.
 pub(crate) struct Shard {
-    slots: slab::Slab<Reservation>,
+    slots: Slots<Reservation>,
     index: hashbrown::HashTable<u32>,
     expiry: ExpiryBuckets,
     /// Slots of closed reservations in the order they closed.
-    ended: VecDeque<u32>,
+    ended: VecDeque<EndedEntry>,
     /// Open reservations in this shard.
     pub open: u64,
     pub forgotten_by_retention: u64,
@@ -170,7 +179,7 @@ pub(crate) struct Shard {
 impl Default for Shard {
     fn default() -> Self {
         Shard {
-            slots: slab::Slab::new(),
+            slots: Slots::default(),
             index: hashbrown::HashTable::new(),
             expiry: ExpiryBuckets::default(),
             ended: VecDeque::new(),
@@ -184,22 +193,22 @@ impl Default for Shard {
 
 impl Shard {
     pub(crate) fn find(&self, hash: u64, id: &str) -> Option<u32> {
-        self.index.find(hash, |&slot| self.slots[slot as usize].id == id).copied()
+        self.index.find(hash, |&slot| self.slots[slot].id == id).copied()
     }
 
     pub(crate) fn get(&self, slot: u32) -> &Reservation {
-        &self.slots[slot as usize]
+        &self.slots[slot]
     }
 
     pub(crate) fn get_mut(&mut self, slot: u32) -> &mut Reservation {
-        &mut self.slots[slot as usize]
+        &mut self.slots[slot]
     }
 
     /// Stores a new reservation with held units and enters it in the expiry buckets.
     pub(crate) fn insert(&mut self, hash: u64, hasher: &impl Fn(&str) -> u64, reservation: Reservation) -> u32 {
-        let slot = self.slots.insert(reservation) as u32;
+        let slot = self.slots.insert(reservation);
         let slots = &self.slots;
-        self.index.insert_unique(hash, slot, |&other| hasher(&slots[other as usize].id));
+        self.index.insert_unique(hash, slot, |&other| hasher(&slots[other].id));
         self.open += 1;
         self.schedule_expiry(slot);
         slot
@@ -208,7 +217,7 @@ impl Shard {
     /// Enters a reservation with held units in the bucket of its deadline.
     pub(crate) fn schedule_expiry(&mut self, slot: u32) {
         self.unschedule_expiry(slot);
-        let reservation = &mut self.slots[slot as usize];
+        let reservation = &mut self.slots[slot];
         let bucket = bucket_of(reservation.deadline_ms);
         let keys = &mut self.expiry.keys;
         let entries = self.expiry.buckets.entry(bucket).or_insert_with(|| {
@@ -222,7 +231,7 @@ impl Shard {
 
     /// Removes a reservation from the expiry buckets, if it is there.
     pub(crate) fn unschedule_expiry(&mut self, slot: u32) {
-        let reservation = &mut self.slots[slot as usize];
+        let reservation = &mut self.slots[slot];
         let bucket = reservation.expiry_bucket;
         if bucket == NOT_IN_EXPIRY {
             return;
@@ -234,7 +243,7 @@ impl Shard {
         debug_assert_eq!(entries[index], slot);
         entries.swap_remove(index);
         if let Some(&moved) = entries.get(index) {
-            self.slots[moved as usize].expiry_index = index as u32;
+            self.slots[moved].expiry_index = index as u32;
         }
         // An emptied bucket stays until the sweep passes it, so that a reserve and
         // release in the same second do not allocate and free it each time.
@@ -251,33 +260,34 @@ impl Shard {
             }
             if bucket == current {
                 let entries = &self.expiry.buckets[&bucket];
-                out.extend(entries.iter().copied().filter(|&slot| self.slots[slot as usize].deadline_ms <= now_ms));
+                out.extend(entries.iter().copied().filter(|&slot| self.slots[slot].deadline_ms <= now_ms));
                 break;
             }
             self.expiry.keys.pop();
             let entries = self.expiry.buckets.remove(&bucket).expect("every key has a bucket");
             for &slot in &entries {
-                self.slots[slot as usize].expiry_bucket = NOT_IN_EXPIRY;
+                self.slots[slot].expiry_bucket = NOT_IN_EXPIRY;
             }
             out.extend(entries);
         }
     }
 
     /// Records that a reservation closed at `now_ms`.
-    pub(crate) fn mark_ended(&mut self, slot: u32, now_ms: u64) {
+    pub(crate) fn mark_ended(&mut self, slot: u32, now_ms: u64, hasher: &impl Fn(&str) -> u64) {
         self.unschedule_expiry(slot);
-        let reservation = &mut self.slots[slot as usize];
+        let reservation = &mut self.slots[slot];
         debug_assert!(reservation.is_open());
         reservation.ended_ms = now_ms;
+        let id_hash = hasher(&reservation.id);
         self.open -= 1;
-        self.ended.push_back(slot);
+        self.ended.push_back(EndedEntry { ended_ms: now_ms, id_hash, slot });
     }
 
     /// Forgets ended reservations older than the retention, and the oldest ones past
     /// `ended_max`.
-    pub(crate) fn trim(&mut self, now_ms: u64, retention_ms: u64, ended_max: usize, hasher: &impl Fn(&str) -> u64) {
-        while let Some(&slot) = self.ended.front() {
-            let age_ms = now_ms.saturating_sub(self.slots[slot as usize].ended_ms);
+    pub(crate) fn trim(&mut self, now_ms: u64, retention_ms: u64, ended_max: usize) {
+        while let Some(entry) = self.ended.front() {
+            let age_ms = now_ms.saturating_sub(entry.ended_ms);
             if age_ms >= retention_ms {
                 self.forgotten_by_retention += 1;
             } else if self.ended.len() > ended_max {
@@ -286,10 +296,9 @@ impl Shard {
             } else {
                 break;
             }
-            self.ended.pop_front();
-            let reservation = self.slots.remove(slot as usize);
-            let hash = hasher(&reservation.id);
-            self.index.find_entry(hash, |&other| other == slot).expect("stored reservation is indexed").remove();
+            let EndedEntry { id_hash, slot, .. } = self.ended.pop_front().expect("front exists");
+            self.index.find_entry(id_hash, |&other| other == slot).expect("stored reservation is indexed").remove();
+            self.slots.remove(slot);
         }
     }
 
@@ -299,14 +308,14 @@ impl Shard {
 
     /// Calls `visit` with every stored reservation.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(&Reservation)) {
-        for (_, reservation) in &self.slots {
+        for (_, reservation) in self.slots.iter() {
             visit(reservation);
         }
     }
 
     /// Approximate heap bytes of this shard's reservations and indexes.
     pub(crate) fn heap_bytes(&self) -> usize {
-        let slots = self.slots.capacity() * (size_of::<Reservation>() + 8);
+        let slots = self.slots.allocated_bytes();
         let index = self.index.capacity() * (size_of::<u32>() + 1);
         let extra: usize = self
             .slots
@@ -319,7 +328,7 @@ impl Shard {
                 lines + id + operations
             })
             .sum();
-        let queues = self.ended.capacity() * size_of::<u32>()
+        let queues = self.ended.capacity() * size_of::<EndedEntry>()
             + self.expiry.buckets.values().map(|entries| entries.capacity() * size_of::<u32>() + 40).sum::<usize>();
         slots + index + extra + queues
     }
