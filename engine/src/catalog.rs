@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::chunked::ChunkedVec;
+use crate::chunked::{ChunkElement, ChunkedVec};
 use crate::code_index::{CodeIndex, GrowableTable};
 use crate::error::CodeError;
 use crate::position::Position;
@@ -133,6 +133,19 @@ pub(crate) struct Channel {
 #[derive(Default)]
 pub(crate) struct Sku {
     first_position: AtomicU32,
+}
+
+// SAFETY: a location record is only ever built by `Default`.
+unsafe impl ChunkElement for Location {}
+// SAFETY: as above.
+unsafe impl ChunkElement for Channel {}
+// SAFETY: a SKU record is one AtomicU32, for which all-zero bytes are 0, its default.
+unsafe impl ChunkElement for Sku {
+    const ALL_ZEROS_IS_DEFAULT: bool = true;
+}
+// SAFETY: all-zero bytes are an AtomicU32 of 0, its default.
+unsafe impl ChunkElement for AtomicU32 {
+    const ALL_ZEROS_IS_DEFAULT: bool = true;
 }
 
 /// Locations, channels, SKUs and positions.

@@ -28,6 +28,20 @@ fn chunk_len(chunk: usize) -> usize {
     1 << (FIRST_CHUNK_SHIFT as usize + chunk)
 }
 
+/// An element type of a `ChunkedVec`.
+///
+/// # Safety
+/// `ALL_ZEROS_IS_DEFAULT` may be true only if a value whose bytes are all zero is a
+/// valid value equal to `T::default()`. Chunks of such types are allocated zeroed and
+/// not written, so the operating system commits their pages only when they are used.
+pub(crate) unsafe trait ChunkElement: Default {
+    /// Whether all-zero bytes are the default value.
+    const ALL_ZEROS_IS_DEFAULT: bool = false;
+}
+
+/// Bytes of a memory page, the unit in which untouched zeroed memory is not resident.
+const PAGE_BYTES: usize = 4096;
+
 /// Append-only vector with stable element addresses and lock-free reads.
 pub(crate) struct ChunkedVec<T> {
     chunks: Box<[AtomicPtr<T>]>,
@@ -40,7 +54,7 @@ unsafe impl<T: Send + Sync> Sync for ChunkedVec<T> {}
 // SAFETY: as above; ownership of the chunks moves with the vector.
 unsafe impl<T: Send> Send for ChunkedVec<T> {}
 
-impl<T: Default> ChunkedVec<T> {
+impl<T: ChunkElement> ChunkedVec<T> {
     pub(crate) fn new() -> Self {
         let chunks = (0..CHUNKS_MAX).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect();
         ChunkedVec { chunks, len: AtomicUsize::new(0) }
@@ -87,8 +101,7 @@ impl<T: Default> ChunkedVec<T> {
         }
         let mut chunk = self.chunks[chunk_index].load(Ordering::Acquire);
         if chunk.is_null() {
-            let elements: Box<[T]> = (0..chunk_len(chunk_index)).map(|_| T::default()).collect();
-            chunk = Box::into_raw(elements).cast::<T>();
+            chunk = allocate_chunk::<T>(chunk_len(chunk_index));
             self.chunks[chunk_index].store(chunk, Ordering::Release);
         }
 
@@ -99,12 +112,46 @@ impl<T: Default> ChunkedVec<T> {
         Some(index)
     }
 
-    /// Bytes allocated for chunks and the chunk table.
+    /// Bytes of memory the chunks and the chunk table occupy. For zeroed chunks this
+    /// counts the pages up to the last element, because the pages past it are never
+    /// touched and so not resident.
     pub(crate) fn allocated_bytes(&self) -> usize {
-        let allocated: usize =
-            (0..CHUNKS_MAX).filter(|&chunk| !self.chunks[chunk].load(Ordering::Relaxed).is_null()).map(chunk_len).sum();
-        allocated * size_of::<T>() + CHUNKS_MAX * size_of::<AtomicPtr<T>>()
+        let len = self.len();
+        let mut bytes = CHUNKS_MAX * size_of::<AtomicPtr<T>>();
+        let mut chunk_start = 0;
+        for chunk in 0..CHUNKS_MAX {
+            if self.chunks[chunk].load(Ordering::Relaxed).is_null() {
+                break;
+            }
+            let chunk_bytes = chunk_len(chunk) * size_of::<T>();
+            bytes += if T::ALL_ZEROS_IS_DEFAULT {
+                let used = len.saturating_sub(chunk_start).min(chunk_len(chunk)) * size_of::<T>();
+                used.next_multiple_of(PAGE_BYTES).min(chunk_bytes)
+            } else {
+                chunk_bytes
+            };
+            chunk_start += chunk_len(chunk);
+        }
+        bytes
     }
+}
+
+/// Allocates a chunk of `len` default elements, zeroed without writing when zeros are
+/// the default.
+fn allocate_chunk<T: ChunkElement>(len: usize) -> *mut T {
+    if T::ALL_ZEROS_IS_DEFAULT && size_of::<T>() > 0 {
+        let layout = std::alloc::Layout::array::<T>(len).expect("chunk size fits the address space");
+        // SAFETY: the layout has a non-zero size. ChunkElement's contract makes zeroed
+        // memory a slice of default values, which Drop frees as a `Box<[T]>` of this
+        // layout.
+        let chunk = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+        if chunk.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        return chunk;
+    }
+    let elements: Box<[T]> = (0..len).map(|_| T::default()).collect();
+    Box::into_raw(elements).cast::<T>()
 }
 
 impl<T> Drop for ChunkedVec<T> {
@@ -125,6 +172,11 @@ impl<T> Drop for ChunkedVec<T> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    // SAFETY: an all-zero AtomicU64 is 0, its default.
+    unsafe impl ChunkElement for AtomicU64 {
+        const ALL_ZEROS_IS_DEFAULT: bool = true;
+    }
 
     #[test]
     fn locate_maps_chunk_boundaries() {

@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::chunked::ChunkedVec;
+use crate::chunked::{ChunkElement, ChunkedVec};
+
+// SAFETY: a code slot is only ever built by `Default`.
+unsafe impl ChunkElement for OnceLock<Box<str>> {}
 
 /// Slots used at most, as a fraction `LOAD_NUMERATOR / LOAD_DENOMINATOR` of the table,
 /// before the table doubles.
@@ -23,21 +26,22 @@ const LOAD_DENOMINATOR: usize = 4;
 const TABLE_SLOTS_MIN: usize = 64;
 
 /// The word a table slot is made of. A 64-bit slot carries a 32-bit hash tag beside
-/// the value, so most mismatches are rejected without touching the value's data; a
+/// the value, so most mismatches are rejected without touching the value's data. A
 /// 32-bit slot carries the value alone and halves the table's memory.
-pub(crate) trait SlotWord: Send + Sync {
+///
+/// # Safety
+/// All-zero bytes must be a valid word that reads as 0 (the empty slot), because
+/// tables are allocated zeroed.
+pub(crate) unsafe trait SlotWord: Send + Sync {
     /// Whether the slot carries a hash tag in its high 32 bits.
     const TAGGED: bool;
-    fn empty() -> Self;
     fn load(&self, order: Ordering) -> u64;
     fn store(&self, value: u64, order: Ordering);
 }
 
-impl SlotWord for AtomicU64 {
+// SAFETY: all-zero bytes are an AtomicU64 of 0, the empty slot.
+unsafe impl SlotWord for AtomicU64 {
     const TAGGED: bool = true;
-    fn empty() -> Self {
-        AtomicU64::new(0)
-    }
     #[inline]
     fn load(&self, order: Ordering) -> u64 {
         AtomicU64::load(self, order)
@@ -47,11 +51,9 @@ impl SlotWord for AtomicU64 {
     }
 }
 
-impl SlotWord for AtomicU32 {
+// SAFETY: all-zero bytes are an AtomicU32 of 0, the empty slot.
+unsafe impl SlotWord for AtomicU32 {
     const TAGGED: bool = false;
-    fn empty() -> Self {
-        AtomicU32::new(0)
-    }
     #[inline]
     fn load(&self, order: Ordering) -> u64 {
         u64::from(AtomicU32::load(self, order))
@@ -71,7 +73,17 @@ pub(crate) struct SlotTable<W: SlotWord> {
 impl<W: SlotWord> SlotTable<W> {
     pub(crate) fn with_slots(slot_count: usize) -> Self {
         let slot_count = slot_count.max(TABLE_SLOTS_MIN).next_power_of_two();
-        let slots = (0..slot_count).map(|_| W::empty()).collect();
+        let layout = std::alloc::Layout::array::<W>(slot_count).expect("table size fits the address space");
+        // SAFETY: the layout is non-empty (at least TABLE_SLOTS_MIN words), zeroed words
+        // are empty slots by SlotWord's contract, and the box frees with this layout.
+        // Pages the table never writes stay uncommitted.
+        let slots = unsafe {
+            let words = std::alloc::alloc_zeroed(layout).cast::<W>();
+            if words.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(words, slot_count))
+        };
         SlotTable { mask: slot_count - 1, slots }
     }
 

@@ -27,6 +27,12 @@ pub(crate) struct Position {
 
 const _: () = assert!(size_of::<Position>() == 32);
 
+// SAFETY: a position is eight AtomicU32 fields; all-zero bytes make each 0, which is
+// what `Default` builds.
+unsafe impl crate::chunked::ChunkElement for Position {
+    const ALL_ZEROS_IS_DEFAULT: bool = true;
+}
+
 /// The counters of one position at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
