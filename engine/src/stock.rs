@@ -168,6 +168,8 @@ impl Engine {
 
         let fingerprint = adjustment_fingerprint(request);
         let mut ledger = self.adjustments.shard(&request.op_id).lock();
+        // Forget ids past their retention first, so a late retry is judged afresh.
+        self.trim_adjustments(&mut ledger, now_ms);
         if let Some((first_fingerprint, first)) = ledger.entries.get(request.op_id.as_str()) {
             if *first_fingerprint != fingerprint {
                 return Err(StockError::OperationIdReused { op_id: request.op_id.clone() });

@@ -154,6 +154,12 @@ impl Engine {
             self.sweep_if_positions_due(&touched, now_ms);
 
             let mut shard = self.reservations.shard(hash).lock();
+
+            // Read the clock under the shard lock: a concurrent sweep raises the clock
+            // before it visits this shard, so a hold made here is either seen by that
+            // sweep or has a deadline after the sweep's time.
+            let now_ms = self.clock.observe(now_ms);
+            self.reservations.trim(&mut shard, now_ms);
             if let Some(slot) = shard.find(hash, &request.reservation_id) {
                 let existing = shard.get(slot);
                 if existing.fingerprint != fingerprint {
@@ -162,10 +168,6 @@ impl Engine {
                 return Ok(replayed_reserve(existing));
             }
 
-            // Read the clock under the shard lock: a concurrent sweep raises the clock
-            // before it visits this shard, so a hold made here is either seen by that
-            // sweep or has a deadline after the sweep's time.
-            let now_ms = self.clock.observe(now_ms);
             let deadline_ms = now_ms + request.ttl_ms;
             let mut guards = lock_positions(self, &touched);
             let swept_until_ms = self.swept_until_ms();
@@ -481,6 +483,11 @@ impl Engine {
 
         let hash = self.reservations.hash(reservation_id);
         let mut shard = self.reservations.shard(hash).lock();
+
+        // Read the clock again under the shard lock: a sweep that expired this hold
+        // in the meantime raised the clock first, so `now_ms` is at least its time.
+        let now_ms = self.clock.observe(now_ms);
+        self.reservations.trim(&mut shard, now_ms);
         let slot = shard
             .find(hash, reservation_id)
             .ok_or_else(|| ReservationError::UnknownReservation { id: reservation_id.to_owned() })?;
@@ -499,9 +506,6 @@ impl Engine {
             });
         }
 
-        // Read the clock again under the shard lock: a sweep that expired this hold
-        // in the meantime raised the clock first, so `now_ms` is at least its time.
-        let now_ms = self.clock.observe(now_ms);
         self.expire_reservation(&mut shard, slot, now_ms);
 
         let held_before = shard.get(slot).held();
@@ -561,8 +565,9 @@ impl Engine {
         let now_ms = self.clock.observe(now_ms);
         let hash = self.reservations.hash(reservation_id);
         let mut shard = self.reservations.shard(hash).lock();
-        let slot = shard.find(hash, reservation_id)?;
         let now_ms = self.clock.observe(now_ms);
+        self.reservations.trim(&mut shard, now_ms);
+        let slot = shard.find(hash, reservation_id)?;
         self.expire_reservation(&mut shard, slot, now_ms);
         Some(self.view(shard.get(slot)))
     }

@@ -1,9 +1,10 @@
 //! Named cases of the engine's semantics, each a test of its own.
 
 use promesa_engine::error::ReservationError;
+use promesa_engine::{AdjustReason, AdjustRequest};
 use promesa_engine::{
-    ConfirmRequest, FulfilRequest, LineQuantity, LineStatus, Policy, ReleaseFrom, ReleaseRequest, ReservationState,
-    ReserveRequest, Units,
+    ConfirmRequest, Engine, EngineConfig, FulfilRequest, LineQuantity, LineStatus, Policy, ReleaseFrom, ReleaseRequest,
+    ReservationState, ReserveRequest, Units,
 };
 use promesa_tests::{T0_MS, TTL_15_MIN_MS, engine_with_locations, line, reserve_one};
 
@@ -164,4 +165,161 @@ fn repeated_reserve_returns_first_outcome() {
         error.to_string(),
         "reservation id order-1 already names a reservation with different channel, lines, policy or TTL"
     );
+}
+
+fn release_all(id: &str, op_id: &str) -> ReleaseRequest {
+    ReleaseRequest { reservation_id: id.into(), op_id: op_id.into(), units: Units::All, from: ReleaseFrom::HeldFirst }
+}
+
+#[test]
+fn ended_reservation_forgotten_after_retention() {
+    let config = EngineConfig { retention_ms: 60_000, ..EngineConfig::default() };
+    let engine = Engine::new(config);
+    engine.upsert_location(&promesa_tests::warehouse("L0")).unwrap();
+    engine.set_on_hand("SKU", "L0", 10, T0_MS).unwrap();
+    assert!(engine.reserve(&reserve_one("order-1", "SKU", "L0", 4), T0_MS).unwrap().held_all());
+    engine.release(&release_all("order-1", "r1"), T0_MS + 1_000).unwrap();
+
+    // Within the retention a retry gets the first outcome.
+    assert!(engine.release(&release_all("order-1", "r1"), T0_MS + 60_999).unwrap().replayed);
+    assert_eq!(engine.stats().ended_reservations_kept, 1);
+
+    // Past it the id is forgotten: counted, and a retry is no longer recognized.
+    engine.sweep(T0_MS + 61_000);
+    let stats = engine.stats();
+    assert_eq!(stats.ended_reservations_kept, 0);
+    assert_eq!(stats.forgotten_by_retention, 1);
+    assert_eq!(stats.retention_achieved_ms, 60_000);
+    assert!(engine.get("order-1", T0_MS + 61_000).is_none());
+    assert!(matches!(
+        engine.release(&release_all("order-1", "r1"), T0_MS + 61_000),
+        Err(ReservationError::UnknownReservation { .. })
+    ));
+
+    // A reserve with the forgotten id is judged afresh.
+    let again = engine.reserve(&reserve_one("order-1", "SKU", "L0", 4), T0_MS + 61_000).unwrap();
+    assert!(!again.replayed);
+    assert_eq!(engine.availability("SKU", "L0", None, T0_MS + 61_000).unwrap().atp, 6);
+}
+
+#[test]
+fn ended_reservation_bound_forgets_oldest_first() {
+    // The bound is split over 64 shards, so 64 is one ended reservation per shard.
+    let config = EngineConfig { ended_reservations_max: 64, ..EngineConfig::default() };
+    let engine = Engine::new(config);
+    engine.upsert_location(&promesa_tests::warehouse("L0")).unwrap();
+    engine.set_on_hand("SKU", "L0", 1_000_000, T0_MS).unwrap();
+    let count = 2_000u64;
+    for index in 0..count {
+        let id = format!("order-{index}");
+        let now_ms = T0_MS + index;
+        assert!(engine.reserve(&reserve_one(&id, "SKU", "L0", 1), now_ms).unwrap().held_all());
+        engine.release(&release_all(&id, "r1"), now_ms).unwrap();
+    }
+
+    let stats = engine.stats();
+    assert!(stats.ended_reservations_kept <= 64, "kept {}", stats.ended_reservations_kept);
+    assert_eq!(stats.forgotten_by_bound + stats.ended_reservations_kept, count);
+    assert!(stats.retention_achieved_ms < 24 * 60 * 60 * 1_000, "{stats:?}");
+    // The newest ended reservation is still known; the oldest is not.
+    assert!(engine.get(&format!("order-{}", count - 1), T0_MS + count).is_some());
+    assert!(engine.get("order-0", T0_MS + count).is_none());
+    assert_eq!(engine.stats().open_reservations, 0);
+    engine.audit().unwrap();
+}
+
+#[test]
+fn open_reservation_never_forgotten() {
+    let config = EngineConfig { retention_ms: 1_000, ended_reservations_max: 64, ..EngineConfig::default() };
+    let engine = Engine::new(config);
+    engine.upsert_location(&promesa_tests::warehouse("L0")).unwrap();
+    engine.set_on_hand("SKU", "L0", 10, T0_MS).unwrap();
+    assert!(engine.reserve(&reserve_one("order-1", "SKU", "L0", 2), T0_MS).unwrap().held_all());
+    let confirm = ConfirmRequest { reservation_id: "order-1".into(), op_id: "c1".into(), units: Units::All };
+    engine.confirm(&confirm, T0_MS).unwrap();
+
+    // Allocated units never expire, and the reservation outlives any retention.
+    let much_later_ms = T0_MS + 30 * 24 * 60 * 60 * 1_000;
+    engine.sweep(much_later_ms);
+    let view = engine.get("order-1", much_later_ms).unwrap();
+    assert_eq!(view.state, ReservationState::Confirmed);
+    assert!(engine.confirm(&confirm, much_later_ms).unwrap().replayed);
+}
+
+#[test]
+fn line_status_codes_are_stable() {
+    let codes = [
+        (LineStatus::Held, 0),
+        (LineStatus::PartiallyHeld, 1),
+        (LineStatus::UnknownSku, 2),
+        (LineStatus::UnknownLocation, 3),
+        (LineStatus::InactiveLocation, 4),
+        (LineStatus::InsufficientAtp, 5),
+        (LineStatus::NotAttempted, 6),
+    ];
+    for (status, code) in codes {
+        assert_eq!(status.code(), code, "{status:?}");
+    }
+}
+
+#[test]
+fn invalid_requests_name_field_value_and_limit() {
+    let engine = engine_with_locations(1);
+    engine.set_on_hand("SKU", "L0", 5, T0_MS).unwrap();
+    let check = |request: ReserveRequest, expected: &str| {
+        let error = engine.reserve(&request, T0_MS).unwrap_err();
+        assert_eq!(error.to_string(), expected);
+    };
+
+    let mut request = reserve_one("order-1", "SKU", "L0", 0);
+    check(request.clone(), "line 0: quantity 0 is outside 1..=1000000000");
+    request.lines[0].quantity = 1_000_000_001;
+    check(request.clone(), "line 0: quantity 1000000001 is outside 1..=1000000000");
+    request.lines[0].quantity = 1;
+    request.ttl_ms = 999;
+    check(request.clone(), "ttl_ms 999 is outside 1000..=604800000 (1 s to 7 days)");
+    request.ttl_ms = TTL_15_MIN_MS;
+    request.reservation_id = "x".repeat(129);
+    check(request.clone(), "reservation_id is 129 bytes long; the limit is 128 bytes");
+    request.reservation_id = "order-1".into();
+    request.lines.clear();
+    check(request.clone(), "reservation order-1 has no lines; a reservation has 1 to 1000 lines");
+    request.lines = vec![line("SKU", "L0\u{7}", 1)];
+    check(request.clone(), "line 0: location \"L0\\u{7}\" contains a control character");
+    request.lines = vec![line("SKU", "L0", 1)];
+    request.channel = Some("marketplace".into());
+    check(request, "channel marketplace is not known; upsert the channel first");
+
+    // Nothing changed.
+    assert_eq!(engine.availability("SKU", "L0", None, T0_MS).unwrap().atp, 5);
+    assert!(engine.get("order-1", T0_MS).is_none());
+}
+
+#[test]
+fn adjustment_retry_recognized_within_retention() {
+    let config = EngineConfig { retention_ms: 60_000, ..EngineConfig::default() };
+    let engine = Engine::new(config);
+    engine.upsert_location(&promesa_tests::warehouse("L0")).unwrap();
+    let receipt = AdjustRequest {
+        sku: "SKU".into(),
+        location: "L0".into(),
+        delta: 12,
+        reason: AdjustReason::Receipt,
+        op_id: "asn-7781".into(),
+    };
+    assert_eq!(engine.adjust_on_hand(&receipt, T0_MS).unwrap().on_hand, 12);
+    let retry = engine.adjust_on_hand(&receipt, T0_MS + 59_999).unwrap();
+    assert!(retry.replayed);
+    assert_eq!(retry.on_hand, 12);
+    let different = AdjustRequest { delta: 13, ..receipt.clone() };
+    assert_eq!(
+        engine.adjust_on_hand(&different, T0_MS + 59_999).unwrap_err().to_string(),
+        "operation id asn-7781 was already used for a different adjustment"
+    );
+    assert_eq!(engine.availability("SKU", "L0", None, T0_MS + 59_999).unwrap().on_hand, 12);
+
+    // Past the retention the id is forgotten, so the same request applies again.
+    let late = engine.adjust_on_hand(&receipt, T0_MS + 60_000).unwrap();
+    assert!(!late.replayed);
+    assert_eq!(late.on_hand, 24);
 }
