@@ -31,6 +31,7 @@ mod position;
 mod reservation;
 mod stats;
 mod stock;
+pub mod wal;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 

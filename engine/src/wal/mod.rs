@@ -1,0 +1,9 @@
+//! The write-ahead log: segment files of checksummed records, and the scan that reads
+//! them back at recovery. docs/format.md gives the byte layout.
+
+pub mod format;
+pub mod scan;
+pub mod storage;
+
+#[cfg(test)]
+mod tests;
