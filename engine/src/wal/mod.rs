@@ -4,6 +4,7 @@
 pub mod format;
 pub mod scan;
 pub mod storage;
+pub mod writer;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use super::storage::Storage;
 /// Suffix of segment file names; the stem is the segment's base LSN in 20 digits.
 const SEGMENT_SUFFIX: &str = ".log";
 
-/// The file name of the segment whose first record has LSN `base_lsn`.
+/// Returns the file name of the segment whose first record has LSN `base_lsn`.
 pub fn segment_name(base_lsn: u64) -> String {
     format!("{base_lsn:020}{SEGMENT_SUFFIX}")
 }
@@ -24,7 +24,7 @@ fn parse_segment_name(name: &str) -> Option<u64> {
     stem.parse().ok()
 }
 
-/// How recovery treats damage that valid records follow.
+/// Options of the scan for damage that valid records follow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanOptions {
     /// Cut the log at the first damaged record even when valid records follow, losing
@@ -33,7 +33,7 @@ pub struct ScanOptions {
     pub truncate_at_corruption: bool,
 }
 
-/// Where the log was cut and why.
+/// The place where the log was cut, and the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cut {
     /// Segment file name.
@@ -46,7 +46,7 @@ pub struct Cut {
     pub hole: bool,
 }
 
-/// What a scan found.
+/// The result of a scan.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScanReport {
     /// Segment files read.
@@ -222,9 +222,9 @@ fn has_valid_record(bytes: &[u8]) -> bool {
     matches!(decode_record(&bytes[SEGMENT_HEADER_LEN..], header.base_lsn), Decoded::Record(_))
 }
 
-/// Whether any byte offset in `bytes` starts a record whose checksum matches and whose
-/// LSN field agrees with a record framed there. Used only after damage, to tell a torn
-/// tail from a hole.
+/// Returns whether any byte offset in `bytes` starts a record whose checksum matches
+/// and whose LSN field agrees with a record framed there. Used only after damage, to
+/// tell a torn tail from a hole.
 fn has_valid_record_after(bytes: &[u8]) -> bool {
     (0..bytes.len()).any(|start| {
         let candidate = &bytes[start..];

@@ -15,6 +15,9 @@ pub trait StorageFile: Send {
     fn sync_data(&mut self) -> io::Result<()>;
     /// Sets the file's length, extending with zeros or cutting.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Allocates disk blocks for the first `len` bytes, so that later writes inside them
+    /// change no file size or block map and fdatasync has only data to flush.
+    fn preallocate(&mut self, len: u64) -> io::Result<()>;
 }
 
 /// A folder of log files.
@@ -65,6 +68,14 @@ impl StorageFile for FsFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: the descriptor belongs to this open file for the whole call.
+        let status = unsafe { libc::posix_fallocate(self.0.as_raw_fd(), 0, len) };
+        if status == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(status)) }
     }
 }
 
