@@ -2,6 +2,7 @@
 //! them back at recovery. docs/format.md gives the byte layout.
 
 pub mod format;
+pub mod record;
 pub mod scan;
 pub mod storage;
 pub mod writer;
