@@ -12,7 +12,9 @@ use parking_lot::{Mutex, RwLock};
 use crate::chunked::{ChunkElement, ChunkedVec};
 use crate::code_index::{CodeIndex, GrowableTable};
 use crate::error::CodeError;
+use crate::journal::Journal;
 use crate::position::Position;
+use crate::wal::record::Record;
 
 /// Index meaning "no position" in position links.
 pub(crate) const NO_POSITION: u32 = u32::MAX;
@@ -180,7 +182,10 @@ impl Catalog {
             position_hasher: foldhash::fast::RandomState::default(),
             writer: Mutex::new(()),
         };
-        catalog.upsert_channel(DEFAULT_CHANNEL, false).expect("the default channel code is valid");
+        // Every catalog starts with it, so it is not logged.
+        catalog
+            .upsert_channel(DEFAULT_CHANNEL, false, &Journal::default(), 0)
+            .expect("the default channel code is valid");
         debug_assert_eq!(catalog.channels.get(DEFAULT_CHANNEL), Some(DEFAULT_CHANNEL_ID));
         catalog
     }
@@ -188,7 +193,12 @@ impl Catalog {
     // Locations.
 
     /// Inserts or replaces a location. Returns whether it was new.
-    pub(crate) fn upsert_location(&self, spec: &LocationSpec) -> Result<bool, crate::error::LocationError> {
+    pub(crate) fn upsert_location(
+        &self,
+        spec: &LocationSpec,
+        journal: &Journal,
+        now_ms: u64,
+    ) -> Result<bool, crate::error::LocationError> {
         validate_location(spec)?;
         let _writer = self.writer.lock();
 
@@ -207,6 +217,17 @@ impl Catalog {
             active: spec.active,
         });
         record.active.store(spec.active, Ordering::Release);
+        journal.append(|| Record::LocationUpserted {
+            now_ms,
+            location: id,
+            code: spec.code.clone(),
+            kind: spec.kind as u8,
+            lat: spec.lat,
+            lon: spec.lon,
+            methods: spec.methods.bits(),
+            daily_capacity: spec.daily_capacity,
+            active: spec.active,
+        });
         Ok(new)
     }
 
@@ -222,7 +243,13 @@ impl Catalog {
     // Channels.
 
     /// Inserts or replaces a channel. Returns whether it was new.
-    pub(crate) fn upsert_channel(&self, code: &str, may_sell_safety_stock: bool) -> Result<bool, CodeError> {
+    pub(crate) fn upsert_channel(
+        &self,
+        code: &str,
+        may_sell_safety_stock: bool,
+        journal: &Journal,
+        now_ms: u64,
+    ) -> Result<bool, CodeError> {
         validate_code("channel", code)?;
         let _writer = self.writer.lock();
         let (id, new) = self.channels.intern(code).ok_or(CodeError::TooMany { field: "channel" })?;
@@ -231,6 +258,12 @@ impl Catalog {
         }
         let record = self.channel(id).expect("interned channel has a record");
         record.may_sell_safety_stock.store(may_sell_safety_stock, Ordering::Release);
+        journal.append(|| Record::ChannelUpserted {
+            now_ms,
+            channel: id,
+            code: code.to_owned(),
+            may_sell_safety_stock,
+        });
         Ok(new)
     }
 
@@ -274,14 +307,20 @@ impl Catalog {
 
     /// Returns the position of (`sku`, `location`), creating the SKU and the position
     /// as needed. The location must exist and the SKU code must be valid.
-    pub(crate) fn ensure_position(&self, sku_code: &str, location: u32) -> Result<u32, crate::error::StockError> {
+    pub(crate) fn ensure_position(
+        &self,
+        sku_code: &str,
+        location: u32,
+        journal: &Journal,
+        now_ms: u64,
+    ) -> Result<u32, crate::error::StockError> {
         if let Some(sku) = self.skus.get(sku_code)
             && let Some(index) = self.find_position(sku, location)
         {
             return Ok(index);
         }
         let _writer = self.writer.lock();
-        self.ensure_position_locked(sku_code, location)
+        self.ensure_position_locked(sku_code, location, journal, now_ms)
     }
 
     /// As `ensure_position`, for a caller holding the writer lock (see `writer_lock`).
@@ -289,6 +328,8 @@ impl Catalog {
         &self,
         sku_code: &str,
         location: u32,
+        journal: &Journal,
+        now_ms: u64,
     ) -> Result<u32, crate::error::StockError> {
         let (sku, new_sku) = self.skus.intern(sku_code).ok_or(crate::error::StockError::TooManySkus)?;
         if new_sku {
@@ -326,6 +367,10 @@ impl Catalog {
             link = self.next_position.get(next as usize).expect("linked position exists");
         }
         link.store(index, Ordering::Release);
+
+        // Logged under the writer lock, so replay creates SKUs and positions in the
+        // same order and gets the same ids.
+        journal.append(|| Record::PositionCreated { now_ms, position: index, sku_code: sku_code.to_owned(), location });
         Ok(index)
     }
 
@@ -433,11 +478,11 @@ mod tests {
                 daily_capacity: 100,
                 active: true,
             };
-            catalog.upsert_location(&spec).unwrap();
+            catalog.upsert_location(&spec, &Journal::default(), 0).unwrap();
         }
-        let p2 = catalog.ensure_position("SKU", 2).unwrap();
-        let p0 = catalog.ensure_position("SKU", 0).unwrap();
-        assert_eq!(catalog.ensure_position("SKU", 2).unwrap(), p2);
+        let p2 = catalog.ensure_position("SKU", 2, &Journal::default(), 0).unwrap();
+        let p0 = catalog.ensure_position("SKU", 0, &Journal::default(), 0).unwrap();
+        assert_eq!(catalog.ensure_position("SKU", 2, &Journal::default(), 0).unwrap(), p2);
         let mut seen = Vec::new();
         catalog.for_each_position(0, |index, position| seen.push((index, position.location())));
         assert_eq!(seen, vec![(p2, 2), (p0, 0)]);
@@ -458,13 +503,13 @@ mod tests {
         };
         let catalog = Catalog::new(0, 0);
         assert_eq!(
-            catalog.upsert_location(&spec).unwrap_err().to_string(),
+            catalog.upsert_location(&spec, &Journal::default(), 0).unwrap_err().to_string(),
             "location CDMX-1: latitude 91 is outside -90..=90"
         );
         spec.lat = 0.0;
         spec.lon = -180.5;
         assert_eq!(
-            catalog.upsert_location(&spec).unwrap_err().to_string(),
+            catalog.upsert_location(&spec, &Journal::default(), 0).unwrap_err().to_string(),
             "location CDMX-1: longitude -180.5 is outside -180..=180"
         );
         assert_eq!(catalog.location_count(), 0);

@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+pub use crate::wal::writer::LogError;
+
 use crate::limits::{
     LINE_QUANTITY_MAX, LINES_PER_RESERVATION_MAX, LOCATIONS_PER_QUERY_MAX, POSITION_UNITS_MAX, SKUS_PER_QUERY_MAX,
     TTL_MS_MAX, TTL_MS_MIN,
@@ -70,6 +72,21 @@ pub enum LocationError {
     /// Every location id is in use.
     #[error("too many locations; the limit is {} locations", crate::limits::CODES_MAX)]
     TooManyLocations,
+    /// The write-ahead log failed; nothing more is accepted until a restart.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Errors of a channel upsert.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The code breaks the code rules.
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// The write-ahead log failed; nothing more is accepted until a restart.
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// Errors of stock changes (set on hand, adjust, safety stock, bulk load).
@@ -143,14 +160,24 @@ pub enum StockError {
         /// Rows given.
         rows: usize,
     },
+    /// The write-ahead log failed; nothing more is accepted until a restart.
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
-/// A bulk load in which some rows are invalid; nothing was applied.
+/// A bulk load that was not applied.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
-#[error("bulk load rejected: {} invalid rows, first at row {}: {}", .rows.len(), .rows[0].0, .rows[0].1)]
-pub struct LoadError {
-    /// Every invalid row: its index in the load (0-based) and the error.
-    pub rows: Vec<(usize, StockError)>,
+#[non_exhaustive]
+pub enum LoadError {
+    /// Some rows are invalid, so nothing was applied.
+    #[error("bulk load rejected: {} invalid rows, first at row {}: {}", .rows.len(), .rows[0].0, .rows[0].1)]
+    InvalidRows {
+        /// Every invalid row: its index in the load (0-based) and the error.
+        rows: Vec<(usize, StockError)>,
+    },
+    /// The write-ahead log failed; nothing more is accepted until a restart.
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// Errors of availability reads.
@@ -245,6 +272,9 @@ pub enum ReserveError {
         /// Reservation id.
         id: String,
     },
+    /// The write-ahead log failed; nothing more is accepted until a restart.
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// Errors of confirm, release, fulfil, extend and get on an existing reservation.
@@ -357,4 +387,7 @@ pub enum ReservationError {
         /// The time of the request.
         now_ms: u64,
     },
+    /// The write-ahead log failed; nothing more is accepted until a restart.
+    #[error(transparent)]
+    Log(#[from] LogError),
 }

@@ -26,8 +26,10 @@ mod chunked;
 mod clock;
 mod code_index;
 pub mod error;
+mod journal;
 pub mod limits;
 mod position;
+mod recovery;
 mod reservation;
 mod stats;
 mod stock;
@@ -40,13 +42,15 @@ use parking_lot::Mutex;
 
 pub use availability::{LocationAvailability, LocationFilter, PositionAvailability, SkuAvailability};
 pub use catalog::{DEFAULT_CHANNEL, FulfilmentMethods, LocationInfo, LocationKind, LocationSpec};
+pub use recovery::{RecoveryError, RecoveryReport};
 pub use reservation::types::*;
 pub use stats::Stats;
 pub use stock::{AdjustReason, AdjustRequest, LoadSummary, PositionRow, StockChange};
 
 use catalog::Catalog;
 use clock::Clock;
-use error::{CodeError, LocationError};
+use error::{ChannelError, LocationError};
+use journal::Journal;
 use reservation::ReservationTable;
 use stock::AdjustmentLedger;
 
@@ -116,6 +120,7 @@ pub struct Engine {
     expiry: ExpiryState,
     adjustments: AdjustmentLedger,
     counters: Counters,
+    journal: Journal,
 }
 
 impl Default for Engine {
@@ -143,6 +148,7 @@ impl Engine {
             },
             adjustments,
             counters: Counters::default(),
+            journal: Journal::default(),
         }
     }
 
@@ -153,7 +159,10 @@ impl Engine {
 
     /// Inserts or replaces a location. Returns true if the location is new.
     pub fn upsert_location(&self, spec: &LocationSpec) -> Result<bool, LocationError> {
-        self.catalog.upsert_location(spec)
+        self.journal.begin()?;
+        let new = self.catalog.upsert_location(spec, &self.journal, self.clock.high_water_mark())?;
+        self.journal.acknowledge()?;
+        Ok(new)
     }
 
     /// Returns the stored attributes of a location.
@@ -163,8 +172,12 @@ impl Engine {
     }
 
     /// Inserts or replaces a channel. Returns true if the channel is new.
-    pub fn upsert_channel(&self, code: &str, may_sell_safety_stock: bool) -> Result<bool, CodeError> {
-        self.catalog.upsert_channel(code, may_sell_safety_stock)
+    pub fn upsert_channel(&self, code: &str, may_sell_safety_stock: bool) -> Result<bool, ChannelError> {
+        self.journal.begin()?;
+        let now_ms = self.clock.high_water_mark();
+        let new = self.catalog.upsert_channel(code, may_sell_safety_stock, &self.journal, now_ms)?;
+        self.journal.acknowledge()?;
+        Ok(new)
     }
 
     /// The engine's time: the highest `now_ms` it has seen.

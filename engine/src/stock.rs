@@ -16,6 +16,7 @@ use crate::Engine;
 use crate::catalog::{validate_code, validate_id};
 use crate::error::{LoadError, StockError};
 use crate::limits::{LOAD_ROWS_MAX, OPERATION_ID_LEN_MAX, POSITION_UNITS_MAX};
+use crate::wal::record::Record;
 
 /// The reason for an adjustment of on hand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,7 +91,9 @@ const LEDGER_SHARDS: usize = 16;
 
 #[derive(Default)]
 struct LedgerShard {
-    entries: hashbrown::HashMap<CompactString, (u64, StockChange), foldhash::fast::RandomState>,
+    /// Operation id to the request's fingerprint, its first outcome, and the LSN just
+    /// past its log record (which a retry must see durable too).
+    entries: hashbrown::HashMap<CompactString, (u64, StockChange, u64), foldhash::fast::RandomState>,
     /// Operation ids in the order they were recorded, with the time.
     order: VecDeque<(u64, CompactString)>,
 }
@@ -136,16 +139,30 @@ impl Engine {
     /// Sets on hand to an absolute count and returns the resulting delta. Creates the
     /// SKU and the position as needed; the location must exist.
     pub fn set_on_hand(&self, sku: &str, location: &str, on_hand: u64, now_ms: u64) -> Result<StockChange, StockError> {
+        self.journal.begin()?;
+        let change = self.apply_set_on_hand(sku, location, on_hand, now_ms)?;
+        self.journal.acknowledge()?;
+        Ok(change)
+    }
+
+    fn apply_set_on_hand(
+        &self,
+        sku: &str,
+        location: &str,
+        on_hand: u64,
+        now_ms: u64,
+    ) -> Result<StockChange, StockError> {
         let now_ms = self.clock.observe(now_ms);
         let location_id = self.resolve_location_for_change(sku, location)?;
         if on_hand > u64::from(POSITION_UNITS_MAX) {
             return Err(above_limit("on_hand", on_hand as i64, sku, location));
         }
-        let index = self.catalog.ensure_position(sku, location_id)?;
+        let index = self.catalog.ensure_position(sku, location_id, &self.journal, now_ms)?;
 
         let mut guard = self.lock_position_current(index, now_ms);
         let previous = guard.counters.on_hand;
         guard.counters.on_hand = on_hand as u32;
+        self.journal.append(|| Record::OnHandSet { now_ms, position: index, on_hand: on_hand as u32 });
         Ok(StockChange {
             previous,
             on_hand: guard.counters.on_hand,
@@ -158,6 +175,13 @@ impl Engine {
     /// Changes on hand by a signed delta. Idempotent on the operation id: a repeat
     /// with the same content returns the first outcome, with different content an error.
     pub fn adjust_on_hand(&self, request: &AdjustRequest, now_ms: u64) -> Result<StockChange, StockError> {
+        self.journal.begin()?;
+        let change = self.apply_adjustment(request, now_ms)?;
+        self.journal.acknowledge()?;
+        Ok(change)
+    }
+
+    fn apply_adjustment(&self, request: &AdjustRequest, now_ms: u64) -> Result<StockChange, StockError> {
         let now_ms = self.clock.observe(now_ms);
         validate_id("op_id", &request.op_id, OPERATION_ID_LEN_MAX)?;
         validate_code("sku", &request.sku)?;
@@ -170,10 +194,11 @@ impl Engine {
         let mut ledger = self.adjustments.shard(&request.op_id).lock();
         // Forget ids past their retention first, so a late retry is judged afresh.
         self.trim_adjustments(&mut ledger, now_ms);
-        if let Some((first_fingerprint, first)) = ledger.entries.get(request.op_id.as_str()) {
+        if let Some((first_fingerprint, first, first_lsn)) = ledger.entries.get(request.op_id.as_str()) {
             if *first_fingerprint != fingerprint {
                 return Err(StockError::OperationIdReused { op_id: request.op_id.clone() });
             }
+            self.journal.depend_on(*first_lsn);
             return Ok(StockChange { replayed: true, ..*first });
         }
 
@@ -186,7 +211,7 @@ impl Engine {
             }
             Err(StockError::UnknownPosition { .. }) if request.delta > 0 => {
                 let location_id = self.resolve_location_for_change(&request.sku, &request.location)?;
-                self.catalog.ensure_position(&request.sku, location_id)?
+                self.catalog.ensure_position(&request.sku, location_id, &self.journal, now_ms)?
             }
             Err(error) => return Err(error),
         };
@@ -212,13 +237,41 @@ impl Engine {
             in_shortage: guard.counters.in_shortage(),
             replayed: false,
         };
+        let lsn = self.journal.append(|| Record::Adjusted {
+            now_ms,
+            position: index,
+            previous,
+            on_hand: change.on_hand,
+            in_shortage: change.in_shortage,
+            op_id: request.op_id.clone(),
+            fingerprint,
+        });
         drop(guard);
 
-        let op_id = CompactString::new(&request.op_id);
-        ledger.entries.insert(op_id.clone(), (fingerprint, change));
-        ledger.order.push_back((now_ms, op_id));
-        self.trim_adjustments(&mut ledger, now_ms);
+        self.record_adjustment(&mut ledger, &request.op_id, fingerprint, change, lsn, now_ms);
         Ok(change)
+    }
+
+    /// Remembers a replayed adjustment's operation id and outcome.
+    pub(crate) fn replay_adjustment(&self, op_id: &str, fingerprint: u64, change: StockChange, now_ms: u64) {
+        let mut ledger = self.adjustments.shard(op_id).lock();
+        self.record_adjustment(&mut ledger, op_id, fingerprint, change, 0, now_ms);
+    }
+
+    /// Remembers an adjustment's operation id and first outcome.
+    fn record_adjustment(
+        &self,
+        ledger: &mut LedgerShard,
+        op_id: &str,
+        fingerprint: u64,
+        change: StockChange,
+        lsn: u64,
+        now_ms: u64,
+    ) {
+        let op_id = CompactString::new(op_id);
+        ledger.entries.insert(op_id.clone(), (fingerprint, change, lsn));
+        ledger.order.push_back((now_ms, op_id));
+        self.trim_adjustments(ledger, now_ms);
     }
 
     fn trim_adjustments(&self, ledger: &mut LedgerShard, now_ms: u64) {
@@ -242,14 +295,28 @@ impl Engine {
         units: u64,
         now_ms: u64,
     ) -> Result<StockChange, StockError> {
+        self.journal.begin()?;
+        let change = self.apply_safety_stock(sku, location, units, now_ms)?;
+        self.journal.acknowledge()?;
+        Ok(change)
+    }
+
+    fn apply_safety_stock(
+        &self,
+        sku: &str,
+        location: &str,
+        units: u64,
+        now_ms: u64,
+    ) -> Result<StockChange, StockError> {
         let now_ms = self.clock.observe(now_ms);
         let location_id = self.resolve_location_for_change(sku, location)?;
         if units > u64::from(POSITION_UNITS_MAX) {
             return Err(above_limit("safety_stock", units as i64, sku, location));
         }
-        let index = self.catalog.ensure_position(sku, location_id)?;
+        let index = self.catalog.ensure_position(sku, location_id, &self.journal, now_ms)?;
         let mut guard = self.lock_position_current(index, now_ms);
         guard.counters.safety_stock = units as u32;
+        self.journal.append(|| Record::SafetyStockSet { now_ms, position: index, units: units as u32 });
         Ok(StockChange {
             previous: guard.counters.on_hand,
             on_hand: guard.counters.on_hand,
@@ -266,8 +333,16 @@ impl Engine {
     /// NOTE: each position changes atomically, but a reader running during the load
     /// may see some rows applied and others not yet.
     pub fn load_positions(&self, rows: &[PositionRow], now_ms: u64) -> Result<LoadSummary, LoadError> {
+        self.journal.begin()?;
+        let summary = self.apply_load(rows, now_ms)?;
+        self.journal.acknowledge()?;
+        Ok(summary)
+    }
+
+    fn apply_load(&self, rows: &[PositionRow], now_ms: u64) -> Result<LoadSummary, LoadError> {
         if rows.len() > LOAD_ROWS_MAX {
-            return Err(LoadError { rows: vec![(LOAD_ROWS_MAX, StockError::TooManyRows { rows: rows.len() })] });
+            let rows = vec![(LOAD_ROWS_MAX, StockError::TooManyRows { rows: rows.len() })];
+            return Err(LoadError::InvalidRows { rows });
         }
         let now_ms = self.clock.observe(now_ms);
 
@@ -281,7 +356,7 @@ impl Engine {
             }
         }
         if !invalid.is_empty() {
-            return Err(LoadError { rows: invalid });
+            return Err(LoadError::InvalidRows { rows: invalid });
         }
 
         // Create missing positions under one writer lock, then set the counters.
@@ -292,8 +367,8 @@ impl Engine {
             for (row, &location) in rows.iter().zip(&locations) {
                 let index = self
                     .catalog
-                    .ensure_position_locked(&row.sku, location)
-                    .map_err(|error| LoadError { rows: vec![(indexes.len(), error)] })?;
+                    .ensure_position_locked(&row.sku, location, &self.journal, now_ms)
+                    .map_err(|error| LoadError::InvalidRows { rows: vec![(indexes.len(), error)] })?;
                 indexes.push(index);
             }
         }
@@ -305,8 +380,10 @@ impl Engine {
         for (row, &index) in rows.iter().zip(&indexes) {
             let mut guard = self.lock_position_current(index, now_ms);
             guard.counters.on_hand = row.on_hand as u32;
+            self.journal.append(|| Record::OnHandSet { now_ms, position: index, on_hand: row.on_hand as u32 });
             if let Some(safety_stock) = row.safety_stock {
                 guard.counters.safety_stock = safety_stock as u32;
+                self.journal.append(|| Record::SafetyStockSet { now_ms, position: index, units: safety_stock as u32 });
             }
         }
 

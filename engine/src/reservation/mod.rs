@@ -10,6 +10,7 @@
 //! never count an expired hold. Operations on one reservation expire its own hold
 //! under the shard lock, so a confirm racing with expiry has exactly one winner.
 
+pub(crate) mod replay;
 mod slots;
 mod table;
 pub mod types;
@@ -28,6 +29,7 @@ use crate::limits::{
     LINE_QUANTITY_MAX, LINES_PER_RESERVATION_MAX, OPERATION_ID_LEN_MAX, RESERVATION_ID_LEN_MAX, TTL_MS_MAX, TTL_MS_MIN,
 };
 use crate::position::PositionGuard;
+use crate::wal::record::{LineMove, MoveKind, Record, ReservedLine};
 use table::{Line, OperationRecord, Reservation, Shard};
 use types::*;
 
@@ -76,6 +78,13 @@ impl ReservationTable {
     pub(crate) fn shards(&self) -> impl Iterator<Item = MutexGuard<'_, Shard>> {
         self.shards.iter().map(|shard| shard.lock())
     }
+}
+
+/// What an operation's change needs to write its log record.
+struct OpContext<'a> {
+    now_ms: u64,
+    op_id: &'a str,
+    fingerprint: u64,
 }
 
 /// A reserve line after its codes are resolved.
@@ -138,6 +147,13 @@ impl Engine {
     /// changed. The same id with different content is an error. A reserve that holds
     /// nothing leaves no record, so its retry is judged afresh.
     pub fn reserve(&self, request: &ReserveRequest, now_ms: u64) -> Result<ReserveOutcome, ReserveError> {
+        self.journal.begin()?;
+        let outcome = self.apply_reserve(request, now_ms)?;
+        self.journal.acknowledge()?;
+        Ok(outcome)
+    }
+
+    fn apply_reserve(&self, request: &ReserveRequest, now_ms: u64) -> Result<ReserveOutcome, ReserveError> {
         self.validate_reserve(request)?;
         let (channel, may_sell_safety_stock) = self
             .resolve_channel(request.channel.as_deref())
@@ -165,6 +181,7 @@ impl Engine {
                 if existing.fingerprint != fingerprint {
                     return Err(ReserveError::IdReusedWithDifferentContent { id: request.reservation_id.clone() });
                 }
+                self.journal.depend_on(existing.last_lsn);
                 return Ok(replayed_reserve(existing));
             }
 
@@ -207,7 +224,6 @@ impl Engine {
                     released: 0,
                 });
             }
-            drop(guards);
 
             let mut reservation = Reservation::new(
                 &request.reservation_id,
@@ -230,6 +246,11 @@ impl Engine {
             if !unresolved.is_empty() {
                 reservation.unresolved = Some(unresolved.into_boxed_slice());
             }
+
+            // Log while the positions are still locked, so the record's LSN follows
+            // every change this reserve saw.
+            reservation.last_lsn = self.journal.append(|| reserved_record(&reservation));
+            drop(guards);
             shard.insert(hash, &|id| self.reservations.hash(id), reservation);
             return Ok(outcome);
         }
@@ -325,7 +346,8 @@ impl Engine {
     /// deadline has passed, expiry wins and the confirm returns `Expired`.
     pub fn confirm(&self, request: &ConfirmRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
         let fingerprint = operation_fingerprint(0, &request.units, 0);
-        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, now_ms| {
+        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, op| {
+            let now_ms = op.now_ms;
             if reservation.expired {
                 return Err(nothing_or_expired(reservation, "held", now_ms));
             }
@@ -343,6 +365,8 @@ impl Engine {
                     line.allocated += units;
                 }
             }
+            let moves = moved.iter().map(|&units| LineMove { from_held: units, from_allocated: 0 }).collect();
+            engine.append_move(reservation, op, MoveKind::Confirm, moves);
             Ok(moved)
         })
     }
@@ -351,7 +375,8 @@ impl Engine {
     /// names which. Fulfilled units cannot be released (a return is an adjustment).
     pub fn release(&self, request: &ReleaseRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
         let fingerprint = operation_fingerprint(1, &request.units, request.from as u64);
-        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, now_ms| {
+        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, op| {
+            let now_ms = op.now_ms;
             let (state, available): (&'static str, fn(&Line) -> u32) = match request.from {
                 ReleaseFrom::HeldFirst => ("held or allocated", |line| line.held + line.allocated),
                 ReleaseFrom::Held => ("held", |line| line.held),
@@ -362,7 +387,8 @@ impl Engine {
                 return Err(nothing_or_expired(reservation, state, now_ms));
             }
             let mut guards = engine.lock_lines(reservation, &moved);
-            for (line, &units) in reservation.lines.iter_mut().zip(&moved) {
+            let mut moves = vec![LineMove::default(); moved.len()];
+            for ((line, &units), line_move) in reservation.lines.iter_mut().zip(&moved).zip(&mut moves) {
                 if units == 0 {
                     continue;
                 }
@@ -377,7 +403,9 @@ impl Engine {
                 line.held -= from_held;
                 line.allocated -= from_allocated;
                 line.released += units;
+                *line_move = LineMove { from_held, from_allocated };
             }
+            engine.append_move(reservation, op, MoveKind::Release, moves);
             Ok(moved)
         })
     }
@@ -386,7 +414,8 @@ impl Engine {
     /// leave on hand. Refused, changing nothing, for units not on hand.
     pub fn fulfil(&self, request: &FulfilRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
         let fingerprint = operation_fingerprint(2, &request.units, 0);
-        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, now_ms| {
+        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, op| {
+            let now_ms = op.now_ms;
             let state = "held or allocated";
             let moved = units_to_move(reservation, &request.units, state, now_ms, |line| line.held + line.allocated)?;
             if moved.iter().all(|&units| units == 0) {
@@ -419,7 +448,8 @@ impl Engine {
                 }
             }
 
-            for (line, &units) in reservation.lines.iter_mut().zip(&moved) {
+            let mut moves = vec![LineMove::default(); moved.len()];
+            for ((line, &units), line_move) in reservation.lines.iter_mut().zip(&moved).zip(&mut moves) {
                 if units == 0 {
                     continue;
                 }
@@ -432,7 +462,9 @@ impl Engine {
                 line.held -= from_held;
                 line.allocated -= from_allocated;
                 line.fulfilled += units;
+                *line_move = LineMove { from_held, from_allocated };
             }
+            engine.append_move(reservation, op, MoveKind::Fulfil, moves);
             Ok(moved)
         })
     }
@@ -440,7 +472,8 @@ impl Engine {
     /// Sets a new, later deadline for the held units, at most 7 days after now.
     pub fn extend(&self, request: &ExtendRequest, now_ms: u64) -> Result<OperationOutcome, ReservationError> {
         let fingerprint = operation_fingerprint(3, &Units::All, request.deadline_ms);
-        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |_, reservation, now_ms| {
+        self.operate(&request.reservation_id, &request.op_id, fingerprint, now_ms, |engine, reservation, op| {
+            let now_ms = op.now_ms;
             if reservation.held() == 0 {
                 return Err(nothing_or_expired(reservation, "held", now_ms));
             }
@@ -461,6 +494,13 @@ impl Engine {
             // Positions keep their deadline floor: a later deadline leaves it a valid
             // lower bound.
             reservation.deadline_ms = request.deadline_ms;
+            reservation.last_lsn = engine.journal.append(|| Record::Extended {
+                now_ms,
+                id: reservation.id.to_string(),
+                op_id: op.op_id.to_owned(),
+                fingerprint: op.fingerprint,
+                deadline_ms: request.deadline_ms,
+            });
             Ok(SmallVec::from_elem(0, reservation.lines.len()))
         })
     }
@@ -474,7 +514,21 @@ impl Engine {
         op_id: &str,
         fingerprint: u64,
         now_ms: u64,
-        change: impl FnOnce(&Engine, &mut Reservation, u64) -> Result<SmallVec<[u32; 4]>, ReservationError>,
+        change: impl FnOnce(&Engine, &mut Reservation, &OpContext<'_>) -> Result<SmallVec<[u32; 4]>, ReservationError>,
+    ) -> Result<OperationOutcome, ReservationError> {
+        self.journal.begin()?;
+        let outcome = self.operate_applied(reservation_id, op_id, fingerprint, now_ms, change)?;
+        self.journal.acknowledge()?;
+        Ok(outcome)
+    }
+
+    fn operate_applied(
+        &self,
+        reservation_id: &str,
+        op_id: &str,
+        fingerprint: u64,
+        now_ms: u64,
+        change: impl FnOnce(&Engine, &mut Reservation, &OpContext<'_>) -> Result<SmallVec<[u32; 4]>, ReservationError>,
     ) -> Result<OperationOutcome, ReservationError> {
         let now_ms = self.clock.observe(now_ms);
         validate_id("reservation_id", reservation_id, RESERVATION_ID_LEN_MAX)
@@ -498,6 +552,7 @@ impl Engine {
                     op_id: op_id.to_owned(),
                 });
             }
+            self.journal.depend_on(shard.get(slot).last_lsn);
             return Ok(OperationOutcome {
                 replayed: true,
                 moved: record.moved.iter().copied().collect(),
@@ -510,7 +565,8 @@ impl Engine {
 
         let held_before = shard.get(slot).held();
         let deadline_before = shard.get(slot).deadline_ms;
-        let moved = change(self, shard.get_mut(slot), now_ms);
+        let op = OpContext { now_ms, op_id, fingerprint };
+        let moved = change(self, shard.get_mut(slot), &op);
         // An error changed nothing. An expiry above is kept because it would have
         // happened anyway.
         let moved = moved?;
@@ -541,6 +597,19 @@ impl Engine {
         });
         self.reservations.trim(&mut shard, now_ms);
         Ok(outcome)
+    }
+
+    /// Appends the record of units moved by confirm, release or fulfil. The caller still
+    /// holds the positions' locks.
+    fn append_move(&self, reservation: &mut Reservation, op: &OpContext<'_>, kind: MoveKind, lines: Vec<LineMove>) {
+        reservation.last_lsn = self.journal.append(|| Record::Moved {
+            now_ms: op.now_ms,
+            id: reservation.id.to_string(),
+            op_id: op.op_id.to_owned(),
+            fingerprint: op.fingerprint,
+            kind,
+            lines,
+        });
     }
 
     /// Locks the positions of the lines that move units. Returns the sorted position
@@ -630,6 +699,7 @@ impl Engine {
                 line.held = 0;
             }
         }
+        reservation.last_lsn = self.journal.append(|| Record::Expired { now_ms, id: reservation.id.to_string() });
         drop(guards);
         reservation.expired = true;
         let event = ExpiryEvent {
@@ -681,7 +751,8 @@ impl Engine {
     /// Releases every hold whose deadline is at or before `now_ms`, forgets ended
     /// reservations past their retention, and returns the expiries since the last
     /// call, including those that requests triggered on the way. Each hold expires
-    /// exactly once.
+    /// exactly once. Returns without waiting for the expiries' log records: the
+    /// records of later requests that depend on them come after them.
     pub fn sweep(&self, now_ms: u64) -> Vec<ExpiryEvent> {
         self.expire_due(now_ms);
         self.expiry.pending.lock().drain(..).collect()
@@ -756,6 +827,36 @@ fn plan_reserve(
         }
     }
     ReserveOutcome { replayed: false, deadline_ms, lines }
+}
+
+/// Describes a new reservation as its log record.
+fn reserved_record(reservation: &Reservation) -> Record {
+    Record::Reserved {
+        now_ms: reservation.created_ms,
+        id: reservation.id.to_string(),
+        fingerprint: reservation.fingerprint,
+        channel: reservation.channel,
+        policy: reservation.policy as u8,
+        ttl_ms: reservation.ttl_ms,
+        lines: reservation
+            .lines
+            .iter()
+            .map(|line| ReservedLine {
+                position: line.position,
+                sku: line.sku,
+                location: line.location,
+                status: line.status as u8,
+                requested: line.requested,
+                held: line.held,
+            })
+            .collect(),
+        unresolved: reservation
+            .unresolved
+            .iter()
+            .flat_map(|unresolved| unresolved.iter())
+            .map(|(line, sku, location)| (*line, sku.to_string(), location.to_string()))
+            .collect(),
+    }
 }
 
 /// Rebuilds the first outcome of a stored reservation for a repeated reserve.

@@ -88,6 +88,9 @@ pub(crate) struct Reservation {
     pub unresolved: Option<Box<[(u32, CompactString, CompactString)]>>,
     /// Operations in the order they were applied; most reservations see one or two.
     pub operations: SmallVec<[OperationRecord; 1]>,
+    /// LSN just past this reservation's latest log record: a repeated request that
+    /// returns a recorded outcome is acknowledged once it is durable.
+    pub last_lsn: u64,
     expiry_bucket: u32,
     expiry_index: u32,
 }
@@ -115,6 +118,7 @@ impl Reservation {
             lines,
             unresolved: None,
             operations: SmallVec::new(),
+            last_lsn: 0,
             expiry_bucket: NOT_IN_EXPIRY,
             expiry_index: 0,
         }

@@ -189,7 +189,8 @@ impl LogWriter {
         }
     }
 
-    fn check_poisoned(&self) -> Result<(), LogError> {
+    /// Returns the failure that poisoned the log, if any.
+    pub fn check_poisoned(&self) -> Result<(), LogError> {
         if !self.shared.poisoned.load(Ordering::Acquire) {
             return Ok(());
         }

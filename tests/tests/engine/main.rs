@@ -2,5 +2,6 @@
 
 mod cases;
 mod concurrency;
+mod durability;
 mod model;
 mod property;

@@ -342,7 +342,7 @@ impl Model {
             }
         }
         if !invalid.is_empty() {
-            return Err(LoadError { rows: invalid });
+            return Err(LoadError::InvalidRows { rows: invalid });
         }
 
         let mut created = HashSet::new();

@@ -1,0 +1,85 @@
+//! The engine's link to its write-ahead log: appending the record of each change
+//! while the change's locks are held, and acknowledging a request once every record it
+//! depended on is durable.
+//!
+//! Each thread keeps the highest LSN its current request depends on: the end of its
+//! own records, and for a repeated request the end of the record of the first outcome.
+//! A public mutating call clears it on entry and waits for it before returning.
+
+use std::cell::Cell;
+
+use crate::wal::record::Record;
+use crate::wal::writer::{LogError, LogWriter};
+
+thread_local! {
+    /// LSN the current request must see durable before it is acknowledged.
+    static ACK_LSN: Cell<u64> = const { Cell::new(0) };
+    /// Whether an append of the current request failed.
+    static APPEND_FAILED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The write-ahead log an engine writes to, if any.
+#[derive(Default)]
+pub(crate) struct Journal {
+    log: Option<LogWriter>,
+}
+
+impl Journal {
+    pub(crate) fn new(log: Option<LogWriter>) -> Self {
+        Journal { log }
+    }
+
+    /// Starts a mutating request: clears what the thread's previous request left, and
+    /// refuses if the log has failed, before anything changes.
+    pub(crate) fn begin(&self) -> Result<(), LogError> {
+        ACK_LSN.with(|lsn| lsn.set(0));
+        APPEND_FAILED.with(|failed| failed.set(false));
+        match &self.log {
+            Some(log) => log.check_poisoned(),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends the record `build` makes and returns the LSN just past it (0 without a
+    /// log). Call it while holding the locks of what the record changed.
+    #[inline]
+    pub(crate) fn append(&self, build: impl FnOnce() -> Record) -> u64 {
+        let Some(log) = &self.log else { return 0 };
+        let record = build();
+        match log.append(record.type_byte(), record.encode()) {
+            Ok(end_lsn) => {
+                self.depend_on(end_lsn);
+                end_lsn
+            }
+            Err(_) => {
+                APPEND_FAILED.with(|failed| failed.set(true));
+                0
+            }
+        }
+    }
+
+    /// Notes that the current request's outcome depends on the record ending at `lsn`.
+    #[inline]
+    pub(crate) fn depend_on(&self, lsn: u64) {
+        ACK_LSN.with(|ack| ack.set(ack.get().max(lsn)));
+    }
+
+    /// Waits until everything the current request depended on is durable.
+    pub(crate) fn acknowledge(&self) -> Result<(), LogError> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let lsn = ACK_LSN.with(|ack| ack.replace(0));
+        if APPEND_FAILED.with(|failed| failed.replace(false)) {
+            log.check_poisoned()?;
+            return Err(LogError::ShutDown);
+        }
+        log.wait_durable(lsn)
+    }
+
+    pub(crate) fn log(&self) -> Option<&LogWriter> {
+        self.log.as_ref()
+    }
+
+    pub(crate) fn take_log(&mut self) -> Option<LogWriter> {
+        self.log.take()
+    }
+}

@@ -1,0 +1,161 @@
+//! Durability through the real file system: an engine rebuilt from its log has the
+//! state the engine had when it stopped.
+
+use std::sync::Arc;
+
+use promesa_engine::wal::scan::ScanOptions;
+use promesa_engine::wal::storage::{FsStorage, Storage};
+use promesa_engine::wal::writer::LogConfig;
+use promesa_engine::{
+    AdjustReason, AdjustRequest, ConfirmRequest, Engine, EngineConfig, ExtendRequest, FulfilRequest, LineQuantity,
+    LocationFilter, Policy, PositionAvailability, PositionRow, ReleaseFrom, ReleaseRequest, ReservationView,
+    ReserveRequest, Units,
+};
+use promesa_tests::{T0_MS, TTL_15_MIN_MS, line, reserve_one, warehouse};
+
+const SKUS: [&str; 3] = ["SKU-A", "SKU-B", "SKU-C"];
+const LOCATIONS: [&str; 2] = ["L0", "L1"];
+
+fn open(storage: &Arc<dyn Storage>, now_ms: u64) -> (Engine, promesa_engine::RecoveryReport) {
+    Engine::open(EngineConfig::default(), Arc::clone(storage), LogConfig::default(), ScanOptions::default(), now_ms)
+        .expect("recovery succeeds")
+}
+
+/// Everything a client can read: every position for two channels, every reservation.
+fn observe(engine: &Engine, ids: &[&str], now_ms: u64) -> (Vec<PositionAvailability>, Vec<Option<ReservationView>>) {
+    let mut positions = Vec::new();
+    for sku in SKUS {
+        for location in LOCATIONS {
+            for channel in [None, Some("pos")] {
+                positions.push(engine.availability(sku, location, channel, now_ms).unwrap_or_default());
+            }
+        }
+    }
+    let reservations = ids.iter().map(|id| engine.get(id, now_ms)).collect();
+    (positions, reservations)
+}
+
+#[test]
+fn recovered_engine_equals_engine_before_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let (engine, report) = open(&storage, T0_MS);
+    assert_eq!(report.records_replayed, 0);
+
+    // Every kind of change, including a shortage, an expiry and op-id records.
+    for location in LOCATIONS {
+        engine.upsert_location(&warehouse(location)).unwrap();
+    }
+    engine.upsert_channel("pos", true).unwrap();
+    let rows: Vec<PositionRow> = SKUS
+        .iter()
+        .map(|sku| PositionRow { sku: (*sku).into(), location: "L0".into(), on_hand: 20, safety_stock: Some(2) })
+        .collect();
+    engine.load_positions(&rows, T0_MS).unwrap();
+    engine.set_on_hand("SKU-A", "L1", 5, T0_MS).unwrap();
+    engine.set_safety_stock("SKU-B", "L1", 1, T0_MS).unwrap();
+    let receipt = AdjustRequest {
+        sku: "SKU-C".into(),
+        location: "L1".into(),
+        delta: 9,
+        reason: AdjustReason::Receipt,
+        op_id: "asn-1".into(),
+    };
+    engine.adjust_on_hand(&receipt, T0_MS).unwrap();
+
+    let two_lines = ReserveRequest {
+        reservation_id: "order-1".into(),
+        channel: None,
+        lines: vec![line("SKU-A", "L0", 4), line("SKU-B", "L0", 3)],
+        policy: Policy::AllOrNothing,
+        ttl_ms: TTL_15_MIN_MS,
+    };
+    assert!(engine.reserve(&two_lines, T0_MS).unwrap().held_all());
+    let partial = ReserveRequest {
+        reservation_id: "order-2".into(),
+        channel: Some("pos".into()),
+        lines: vec![line("SKU-A", "L1", 9), line("NEW-SKU", "L1", 1)],
+        policy: Policy::Partial,
+        ttl_ms: 60_000,
+    };
+    assert!(engine.reserve(&partial, T0_MS).unwrap().held_any());
+    assert!(engine.reserve(&reserve_one("order-3", "SKU-C", "L0", 2), T0_MS).unwrap().held_all());
+    assert!(engine.reserve(&reserve_one("order-4", "SKU-C", "L1", 3), T0_MS).unwrap().held_all());
+
+    let three = Units::Lines(vec![LineQuantity { line: 0, quantity: 3 }]);
+    engine
+        .confirm(&ConfirmRequest { reservation_id: "order-1".into(), op_id: "c1".into(), units: three.clone() }, T0_MS)
+        .unwrap();
+    engine
+        .fulfil(&FulfilRequest { reservation_id: "order-1".into(), op_id: "f1".into(), units: three }, T0_MS)
+        .unwrap();
+    let release = ReleaseRequest {
+        reservation_id: "order-3".into(),
+        op_id: "r1".into(),
+        units: Units::All,
+        from: ReleaseFrom::HeldFirst,
+    };
+    engine.release(&release, T0_MS).unwrap();
+    let extend = ExtendRequest { reservation_id: "order-4".into(), op_id: "e1".into(), deadline_ms: T0_MS + 7_200_000 };
+    engine.extend(&extend, T0_MS).unwrap();
+
+    // A count finds less than is reserved: a shortage that recovery must keep.
+    engine.set_on_hand("SKU-C", "L1", 1, T0_MS).unwrap();
+
+    // order-2 expires (60 s TTL) before the restart; the others stay open.
+    let later_ms = T0_MS + 120_000;
+    assert_eq!(engine.sweep(later_ms).len(), 1);
+
+    let ids = ["order-1", "order-2", "order-3", "order-4", "order-5"];
+    let before = observe(&engine, &ids, later_ms);
+    let stats_before = engine.stats();
+    engine.close().unwrap();
+
+    let (recovered, report) = open(&storage, later_ms);
+    assert!(report.records_replayed > 20, "{report:?}");
+    assert_eq!(report.cut, None);
+    assert_eq!(report.holds_expired_at_open, 0);
+    assert_eq!(observe(&recovered, &ids, later_ms), before);
+    let stats_after = recovered.stats();
+    assert_eq!(stats_after.positions_in_shortage, stats_before.positions_in_shortage);
+    assert_eq!(stats_after.open_reservations, stats_before.open_reservations);
+    recovered.audit().unwrap();
+
+    // Retries are still recognized after the restart.
+    assert!(recovered.adjust_on_hand(&receipt, later_ms).unwrap().replayed);
+    assert!(recovered.release(&release, later_ms).unwrap().replayed);
+    assert!(recovered.reserve(&two_lines, later_ms).unwrap().replayed);
+
+    // Recovering twice gives the same state.
+    recovered.close().unwrap();
+    let (again, _) = open(&storage, later_ms);
+    assert_eq!(observe(&again, &ids, later_ms), before);
+    let totals = again.sku_availability("SKU-A", LocationFilter::All, None, true, later_ms).unwrap();
+    assert_eq!(totals.locations.len(), 2);
+    again.close().unwrap();
+}
+
+#[test]
+fn hold_past_deadline_while_down_expires_once_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let (engine, _) = open(&storage, T0_MS);
+    engine.upsert_location(&warehouse("L0")).unwrap();
+    engine.set_on_hand("SKU-A", "L0", 5, T0_MS).unwrap();
+    let mut request = reserve_one("order-1", "SKU-A", "L0", 5);
+    request.ttl_ms = 60_000;
+    assert!(engine.reserve(&request, T0_MS).unwrap().held_all());
+    engine.close().unwrap();
+
+    // Down for an hour: the hold expires at open, and its expiry is logged.
+    let (recovered, report) = open(&storage, T0_MS + 3_600_000);
+    assert_eq!(report.holds_expired_at_open, 1);
+    assert_eq!(recovered.availability("SKU-A", "L0", None, T0_MS + 3_600_000).unwrap().atp, 5);
+    recovered.close().unwrap();
+
+    let (again, report) = open(&storage, T0_MS + 3_600_001);
+    assert_eq!(report.holds_expired_at_open, 0);
+    assert_eq!(again.stats().holds_expired, 1);
+    assert_eq!(again.availability("SKU-A", "L0", None, T0_MS + 3_600_001).unwrap().atp, 5);
+    again.close().unwrap();
+}
