@@ -86,6 +86,10 @@ pub enum LogError {
 /// Counters of the writer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
+    /// Median fdatasync time of a group, in microseconds.
+    pub sync_us_p50: u64,
+    /// 99th percentile fdatasync time of a group, in microseconds.
+    pub sync_us_p99: u64,
     /// Records written.
     pub records: u64,
     /// Write + fdatasync groups.
@@ -115,10 +119,19 @@ struct Shared {
     progress: Condvar,
 }
 
-#[derive(Default)]
 struct State {
     cause: Option<String>,
     stats: LogStats,
+    /// fdatasync times of groups, in microseconds.
+    sync_us: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        // Three significant digits, as hdrhistogram recommends for latencies.
+        let sync_us = hdrhistogram::Histogram::new(3).expect("3 significant digits is a valid precision");
+        State { cause: None, stats: LogStats::default(), sync_us }
+    }
 }
 
 /// Appends records to the log through a writer thread.
@@ -226,7 +239,12 @@ impl LogWriter {
 
     /// Returns the counters so far.
     pub fn stats(&self) -> LogStats {
-        self.shared.state.lock().expect("log state lock").stats
+        let state = self.shared.state.lock().expect("log state lock");
+        LogStats {
+            sync_us_p50: state.sync_us.value_at_quantile(0.5),
+            sync_us_p99: state.sync_us.value_at_quantile(0.99),
+            ..state.stats
+        }
     }
 
     /// Writes and syncs everything queued, then stops the writer thread.
@@ -359,6 +377,9 @@ impl Writer {
         state.stats.bytes += bytes;
         state.stats.sync_us_total += sync_us;
         state.stats.sync_us_max = state.stats.sync_us_max.max(sync_us);
+        if self.config.durability == Durability::Sync {
+            state.sync_us.saturating_record(sync_us);
+        }
         drop(state);
         self.shared.progress.notify_all();
         Ok(())
