@@ -49,10 +49,16 @@ pub fn line(sku: &str, location: &str, quantity: u64) -> ReserveLine {
     ReserveLine { sku: sku.to_owned(), location: location.to_owned(), quantity }
 }
 
-/// Reads a seed from `PROMESA_TEST_SEED`, or takes `default`, and prints it so a
-/// failing run can be replayed.
+/// Reads a seed from `PROMESA_TEST_SEED` (a decimal number), or takes `default`, and
+/// prints it so a failing run can be replayed.
+///
+/// # Panics
+/// If `PROMESA_TEST_SEED` is set but is not a decimal number.
 pub fn seed(test: &str, default: u64) -> u64 {
-    let seed = std::env::var("PROMESA_TEST_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(default);
+    let seed = match std::env::var("PROMESA_TEST_SEED") {
+        Ok(value) => value.parse().unwrap_or_else(|_| panic!("PROMESA_TEST_SEED={value:?} is not a decimal number")),
+        Err(_) => default,
+    };
     eprintln!("{test}: seed {seed} (replay with PROMESA_TEST_SEED={seed})");
     seed
 }

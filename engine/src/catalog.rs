@@ -416,7 +416,7 @@ pub(crate) fn validate_code(field: &'static str, code: &str) -> Result<(), CodeE
 /// Checks an id: 1 to `len_max` bytes, no control characters.
 pub(crate) fn validate_id(field: &'static str, value: &str, len_max: usize) -> Result<(), CodeError> {
     if value.is_empty() {
-        return Err(CodeError::Empty { field });
+        return Err(CodeError::Empty { field, len_max });
     }
     if value.len() > len_max {
         return Err(CodeError::TooLong { field, len: value.len(), len_max });
@@ -460,7 +460,7 @@ mod tests {
         check_code("A", Ok(()));
         check_code(&"x".repeat(64), Ok(()));
         check_code("camisa-azul-M", Ok(()));
-        check_code("", Err("sku is empty; a code has 1 to 64 bytes"));
+        check_code("", Err("sku is empty; it must have 1 to 64 bytes"));
         check_code(&"x".repeat(65), Err("sku is 65 bytes long; the limit is 64 bytes"));
         check_code("a\nb", Err("sku \"a\\nb\" contains a control character"));
     }
@@ -504,13 +504,13 @@ mod tests {
         let catalog = Catalog::new(0, 0);
         assert_eq!(
             catalog.upsert_location(&spec, &Journal::default(), 0).unwrap_err().to_string(),
-            "location CDMX-1: latitude 91 is outside -90..=90"
+            "location CDMX-1: latitude 91 is not within -90..=90"
         );
         spec.lat = 0.0;
         spec.lon = -180.5;
         assert_eq!(
             catalog.upsert_location(&spec, &Journal::default(), 0).unwrap_err().to_string(),
-            "location CDMX-1: longitude -180.5 is outside -180..=180"
+            "location CDMX-1: longitude -180.5 is not within -180..=180"
         );
         assert_eq!(catalog.location_count(), 0);
     }

@@ -15,10 +15,12 @@ use crate::limits::{
 #[non_exhaustive]
 pub enum CodeError {
     /// The value has no bytes.
-    #[error("{field} is empty; a code has 1 to 64 bytes")]
+    #[error("{field} is empty; it must have 1 to {len_max} bytes")]
     Empty {
         /// Which field.
         field: &'static str,
+        /// The limit in bytes.
+        len_max: usize,
     },
     /// The value is longer than its limit.
     #[error("{field} is {len} bytes long; the limit is {len_max} bytes")]
@@ -54,7 +56,7 @@ pub enum LocationError {
     #[error(transparent)]
     Code(#[from] CodeError),
     /// Latitude outside -90..=90 degrees (or not a number).
-    #[error("location {code}: latitude {lat} is outside -90..=90")]
+    #[error("location {code}: latitude {lat} is not within -90..=90")]
     LatitudeOutOfRange {
         /// Location code.
         code: String,
@@ -62,7 +64,7 @@ pub enum LocationError {
         lat: f64,
     },
     /// Longitude outside -180..=180 degrees (or not a number).
-    #[error("location {code}: longitude {lon} is outside -180..=180")]
+    #[error("location {code}: longitude {lon} is not within -180..=180")]
     LongitudeOutOfRange {
         /// Location code.
         code: String,
@@ -115,8 +117,8 @@ pub enum StockError {
     AboveLimit {
         /// Which quantity.
         field: &'static str,
-        /// The resulting value.
-        value: i64,
+        /// The resulting value (saturated at `u64::MAX`).
+        value: u64,
         /// SKU code.
         sku: String,
         /// Location code.
@@ -185,13 +187,13 @@ pub enum LoadError {
 #[non_exhaustive]
 pub enum AvailabilityError {
     /// The SKU code was never given stock.
-    #[error("SKU {code} is not known")]
+    #[error("SKU {code} is not known; it has no stock at any location")]
     UnknownSku {
         /// SKU code.
         code: String,
     },
     /// The location is not in the catalog.
-    #[error("location {code} is not known")]
+    #[error("location {code} is not known; check the code or upsert the location")]
     UnknownLocation {
         /// Location code.
         code: String,
@@ -302,7 +304,7 @@ pub enum ReservationError {
         op_id: String,
     },
     /// A line index past the reservation's lines.
-    #[error("reservation {id}: line {line} does not exist; the reservation has {line_count} lines")]
+    #[error("reservation {id}: line {line} does not exist; its lines are numbered 0 to {}", .line_count - 1)]
     LineOutOfRange {
         /// Reservation id.
         id: String,
@@ -319,8 +321,16 @@ pub enum ReservationError {
         /// Line index.
         line: usize,
     },
-    /// A quantity of zero or more than the line has in the needed state.
-    #[error("reservation {id}: line {line} has {available} units {state}; {requested} were requested")]
+    /// A quantity of zero on a named line.
+    #[error("reservation {id}: line {line} has quantity 0; a quantity is 1 or more")]
+    ZeroQuantity {
+        /// Reservation id.
+        id: String,
+        /// Line index.
+        line: usize,
+    },
+    /// A quantity more than the line has in the needed state.
+    #[error("reservation {id}: line {line} has {available} units {state}; the request names {requested}")]
     QuantityExceeds {
         /// Reservation id.
         id: String,

@@ -6,6 +6,11 @@
 //! high-water mark so that time never goes backwards, and a now below the mark counts
 //! as the mark.
 //!
+//! NOTE: the engine cannot tell a wrong unit from a late time: a `now_ms` given in
+//! microseconds or nanoseconds moves the mark thousands of years ahead, expires every
+//! hold, and stays. Callers pass milliseconds from one clock; the server does so from
+//! its own clock.
+//!
 //! - [`Engine`]: the entry point. Catalog: [`Engine::upsert_location`],
 //!   [`Engine::upsert_channel`]. Stock: [`Engine::set_on_hand`], [`Engine::adjust_on_hand`],
 //!   [`Engine::set_safety_stock`], [`Engine::load_positions`]. Availability:

@@ -152,11 +152,11 @@ impl Engine {
         on_hand: u64,
         now_ms: u64,
     ) -> Result<StockChange, StockError> {
-        let now_ms = self.clock.observe(now_ms);
         let location_id = self.resolve_location_for_change(sku, location)?;
         if on_hand > u64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("on_hand", on_hand as i64, sku, location));
+            return Err(above_limit("on_hand", on_hand, sku, location));
         }
+        let now_ms = self.clock.observe(now_ms);
         let index = self.catalog.ensure_position(sku, location_id, &self.journal, now_ms)?;
 
         let mut guard = self.lock_position_current(index, now_ms);
@@ -182,13 +182,13 @@ impl Engine {
     }
 
     fn apply_adjustment(&self, request: &AdjustRequest, now_ms: u64) -> Result<StockChange, StockError> {
-        let now_ms = self.clock.observe(now_ms);
         validate_id("op_id", &request.op_id, OPERATION_ID_LEN_MAX)?;
         validate_code("sku", &request.sku)?;
         validate_code("location", &request.location)?;
         if request.delta == 0 {
             return Err(StockError::ZeroDelta { sku: request.sku.clone(), location: request.location.clone() });
         }
+        let now_ms = self.clock.observe(now_ms);
 
         let fingerprint = adjustment_fingerprint(request);
         let mut ledger = self.adjustments.shard(&request.op_id).lock();
@@ -207,7 +207,7 @@ impl Engine {
         let index = match self.existing_position(&request.sku, &request.location) {
             Ok(index) => index,
             Err(StockError::UnknownPosition { .. }) if request.delta > i64::from(POSITION_UNITS_MAX) => {
-                return Err(above_limit("on_hand", request.delta, &request.sku, &request.location));
+                return Err(above_limit("on_hand", request.delta as u64, &request.sku, &request.location));
             }
             Err(StockError::UnknownPosition { .. }) if request.delta > 0 => {
                 let location_id = self.resolve_location_for_change(&request.sku, &request.location)?;
@@ -217,17 +217,18 @@ impl Engine {
         };
         let mut guard = self.lock_position_current(index, now_ms);
         let previous = guard.counters.on_hand;
-        let result = i64::from(previous) + request.delta;
+        // In i128, so that no delta can overflow.
+        let result = i128::from(previous) + i128::from(request.delta);
         if result < 0 {
             return Err(StockError::BelowZero {
                 sku: request.sku.clone(),
                 location: request.location.clone(),
                 delta: request.delta,
-                result,
+                result: result as i64,
             });
         }
-        if result > i64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("on_hand", result, &request.sku, &request.location));
+        if result > i128::from(POSITION_UNITS_MAX) {
+            return Err(above_limit("on_hand", result as u64, &request.sku, &request.location));
         }
         guard.counters.on_hand = result as u32;
         let change = StockChange {
@@ -308,11 +309,11 @@ impl Engine {
         units: u64,
         now_ms: u64,
     ) -> Result<StockChange, StockError> {
-        let now_ms = self.clock.observe(now_ms);
         let location_id = self.resolve_location_for_change(sku, location)?;
         if units > u64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("safety_stock", units as i64, sku, location));
+            return Err(above_limit("safety_stock", units, sku, location));
         }
+        let now_ms = self.clock.observe(now_ms);
         let index = self.catalog.ensure_position(sku, location_id, &self.journal, now_ms)?;
         let mut guard = self.lock_position_current(index, now_ms);
         guard.counters.safety_stock = units as u32;
@@ -344,9 +345,8 @@ impl Engine {
             let rows = vec![(LOAD_ROWS_MAX, StockError::TooManyRows { rows: rows.len() })];
             return Err(LoadError::InvalidRows { rows });
         }
-        let now_ms = self.clock.observe(now_ms);
 
-        // Validate every row before changing anything.
+        // Validate every row before changing anything, the clock included.
         let mut invalid = Vec::new();
         let mut locations = Vec::with_capacity(rows.len());
         for (row_index, row) in rows.iter().enumerate() {
@@ -358,6 +358,7 @@ impl Engine {
         if !invalid.is_empty() {
             return Err(LoadError::InvalidRows { rows: invalid });
         }
+        let now_ms = self.clock.observe(now_ms);
 
         // Create missing positions under one writer lock, then set the counters.
         let positions_before = self.catalog.position_count();
@@ -404,12 +405,12 @@ impl Engine {
             .get(&row.location)
             .ok_or_else(|| StockError::UnknownLocation { code: row.location.clone() })?;
         if row.on_hand > u64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("on_hand", row.on_hand as i64, &row.sku, &row.location));
+            return Err(above_limit("on_hand", row.on_hand, &row.sku, &row.location));
         }
         if let Some(safety_stock) = row.safety_stock
             && safety_stock > u64::from(POSITION_UNITS_MAX)
         {
-            return Err(above_limit("safety_stock", safety_stock as i64, &row.sku, &row.location));
+            return Err(above_limit("safety_stock", safety_stock, &row.sku, &row.location));
         }
         Ok(location)
     }
@@ -441,6 +442,6 @@ impl Engine {
     }
 }
 
-fn above_limit(field: &'static str, value: i64, sku: &str, location: &str) -> StockError {
+fn above_limit(field: &'static str, value: u64, sku: &str, location: &str) -> StockError {
     StockError::AboveLimit { field, value, sku: sku.to_owned(), location: location.to_owned() }
 }

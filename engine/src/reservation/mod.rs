@@ -894,11 +894,14 @@ fn units_to_move(
                     return Err(ReservationError::DuplicateLine { id: reservation.id.to_string(), line });
                 }
                 named[line] = true;
+                if quantity.quantity == 0 {
+                    return Err(ReservationError::ZeroQuantity { id: reservation.id.to_string(), line });
+                }
                 let have = available(&reservation.lines[line]);
                 if quantity.quantity > u64::from(have) && reservation.expired && state.contains("held") {
                     return Err(nothing_or_expired(reservation, state, now_ms));
                 }
-                if quantity.quantity == 0 || quantity.quantity > u64::from(have) {
+                if quantity.quantity > u64::from(have) {
                     return Err(ReservationError::QuantityExceeds {
                         id: reservation.id.to_string(),
                         line,

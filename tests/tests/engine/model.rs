@@ -247,7 +247,7 @@ impl Model {
     pub fn set_on_hand(&mut self, sku: &str, location: &str, on_hand: u64) -> Result<StockChange, StockError> {
         self.check_location(location)?;
         if on_hand > u64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("on_hand", on_hand as i64, sku, location));
+            return Err(above_limit("on_hand", on_hand, sku, location));
         }
         let position = self.position_mut(sku, location);
         let previous = position.on_hand;
@@ -263,7 +263,7 @@ impl Model {
 
     pub fn adjust_on_hand(&mut self, request: &AdjustRequest) -> Result<StockChange, StockError> {
         if request.op_id.is_empty() {
-            return Err(StockError::Code(CodeError::Empty { field: "op_id" }));
+            return Err(StockError::Code(CodeError::Empty { field: "op_id", len_max: 128 }));
         }
         if request.delta == 0 {
             return Err(StockError::ZeroDelta { sku: request.sku.clone(), location: request.location.clone() });
@@ -298,7 +298,7 @@ impl Model {
             });
         }
         if result > i64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("on_hand", result, &request.sku, &request.location));
+            return Err(above_limit("on_hand", result as u64, &request.sku, &request.location));
         }
 
         let position = self.position_mut(&request.sku, &request.location);
@@ -317,7 +317,7 @@ impl Model {
     pub fn set_safety_stock(&mut self, sku: &str, location: &str, units: u64) -> Result<StockChange, StockError> {
         self.check_location(location)?;
         if units > u64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("safety_stock", units as i64, sku, location));
+            return Err(above_limit("safety_stock", units, sku, location));
         }
         let position = self.position_mut(sku, location);
         position.safety_stock = units;
@@ -366,12 +366,12 @@ impl Model {
     fn validate_row(&self, row: &PositionRow) -> Result<(), StockError> {
         self.check_location(&row.location)?;
         if row.on_hand > u64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("on_hand", row.on_hand as i64, &row.sku, &row.location));
+            return Err(above_limit("on_hand", row.on_hand, &row.sku, &row.location));
         }
         if let Some(safety_stock) = row.safety_stock
             && safety_stock > u64::from(POSITION_UNITS_MAX)
         {
-            return Err(above_limit("safety_stock", safety_stock as i64, &row.sku, &row.location));
+            return Err(above_limit("safety_stock", safety_stock, &row.sku, &row.location));
         }
         Ok(())
     }
@@ -533,7 +533,7 @@ impl Model {
     /// Checks the request's fields and returns whether its channel may sell safety stock.
     fn validate_reserve(&self, request: &ReserveRequest) -> Result<bool, ReserveError> {
         if request.reservation_id.is_empty() {
-            return Err(ReserveError::ReservationId(CodeError::Empty { field: "reservation_id" }));
+            return Err(ReserveError::ReservationId(CodeError::Empty { field: "reservation_id", len_max: 128 }));
         }
         if request.lines.is_empty() {
             return Err(ReserveError::NoLines { id: request.reservation_id.clone() });
@@ -543,10 +543,16 @@ impl Model {
         }
         for (index, line) in request.lines.iter().enumerate() {
             if line.sku.is_empty() {
-                return Err(ReserveError::LineCode { line: index, error: CodeError::Empty { field: "sku" } });
+                return Err(ReserveError::LineCode {
+                    line: index,
+                    error: CodeError::Empty { field: "sku", len_max: 64 },
+                });
             }
             if line.location.is_empty() {
-                return Err(ReserveError::LineCode { line: index, error: CodeError::Empty { field: "location" } });
+                return Err(ReserveError::LineCode {
+                    line: index,
+                    error: CodeError::Empty { field: "location", len_max: 64 },
+                });
             }
             if !(1..=u64::from(LINE_QUANTITY_MAX)).contains(&line.quantity) {
                 return Err(ReserveError::QuantityOutOfRange { line: index, quantity: line.quantity });
@@ -794,10 +800,10 @@ impl Model {
         ) -> Result<Vec<u32>, ReservationError>,
     ) -> Result<OperationOutcome, ReservationError> {
         if reservation_id.is_empty() {
-            return Err(ReservationError::ReservationId(CodeError::Empty { field: "reservation_id" }));
+            return Err(ReservationError::ReservationId(CodeError::Empty { field: "reservation_id", len_max: 128 }));
         }
         if op_id.is_empty() {
-            return Err(ReservationError::OperationId(CodeError::Empty { field: "op_id" }));
+            return Err(ReservationError::OperationId(CodeError::Empty { field: "op_id", len_max: 128 }));
         }
         let now_ms = self.now_ms;
         let Model { reservations, positions, .. } = self;
@@ -901,7 +907,7 @@ impl Model {
     }
 }
 
-fn above_limit(field: &'static str, value: i64, sku: &str, location: &str) -> StockError {
+fn above_limit(field: &'static str, value: u64, sku: &str, location: &str) -> StockError {
     StockError::AboveLimit { field, value, sku: sku.to_owned(), location: location.to_owned() }
 }
 
@@ -951,11 +957,14 @@ fn units_to_move(
             return Err(ReservationError::DuplicateLine { id: reservation.id(), line });
         }
         named[line] = true;
+        if quantity.quantity == 0 {
+            return Err(ReservationError::ZeroQuantity { id: reservation.id(), line });
+        }
         let have = available(&reservation.lines[line]);
         if quantity.quantity > u64::from(have) && reservation.hold_expired && takes_held {
             return Err(expired(reservation, now_ms));
         }
-        if quantity.quantity == 0 || quantity.quantity > u64::from(have) {
+        if quantity.quantity > u64::from(have) {
             return Err(ReservationError::QuantityExceeds {
                 id: reservation.id(),
                 line,
