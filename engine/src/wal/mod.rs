@@ -4,6 +4,7 @@
 pub mod format;
 pub mod record;
 pub mod scan;
+pub mod sim;
 pub mod storage;
 pub mod writer;
 
