@@ -173,21 +173,21 @@ mod writer {
 
     /// Wraps the real file system and fails writes or syncs after a count, the way a
     /// full disk or a failing device does.
-    struct FaultyStorage {
-        inner: FsStorage,
-        faults: Arc<Faults>,
+    pub(super) struct FaultyStorage {
+        pub(super) inner: FsStorage,
+        pub(super) faults: Arc<Faults>,
     }
 
     #[derive(Default)]
-    struct Faults {
+    pub(super) struct Faults {
         /// Writes left before every write fails with "no space left on device".
-        writes_left: AtomicU64,
+        pub(super) writes_left: AtomicU64,
         /// Syncs left before every fdatasync fails with an I/O error.
-        syncs_left: AtomicU64,
+        pub(super) syncs_left: AtomicU64,
     }
 
     impl Faults {
-        fn unlimited() -> Arc<Self> {
+        pub(super) fn unlimited() -> Arc<Self> {
             Arc::new(Faults { writes_left: AtomicU64::new(u64::MAX), syncs_left: AtomicU64::new(u64::MAX) })
         }
 
@@ -365,5 +365,58 @@ mod writer {
             log.wait_durable(end_lsn).unwrap();
         }
         log.shutdown().unwrap();
+    }
+}
+
+mod engine_on_failed_log {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::writer::{Faults, FaultyStorage};
+    use crate::error::{LogError, ReserveError, StockError};
+    use crate::wal::scan::ScanOptions;
+    use crate::wal::storage::{FsStorage, Storage};
+    use crate::wal::writer::LogConfig;
+    use crate::{Engine, EngineConfig, FulfilmentMethods, LocationKind, LocationSpec, Policy, ReserveLine};
+
+    #[test]
+    fn failed_sync_rejects_changes_and_keeps_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::unlimited();
+        let storage: Arc<dyn Storage> =
+            Arc::new(FaultyStorage { inner: FsStorage::new(dir.path()).unwrap(), faults: Arc::clone(&faults) });
+        let now_ms = 1_767_225_600_000;
+        let (engine, _) =
+            Engine::open(EngineConfig::default(), storage, LogConfig::default(), ScanOptions::default(), now_ms)
+                .unwrap();
+        let spec = LocationSpec {
+            code: "L0".into(),
+            kind: LocationKind::Warehouse,
+            lat: 0.0,
+            lon: 0.0,
+            methods: FulfilmentMethods::SHIP,
+            daily_capacity: 1,
+            active: true,
+        };
+        engine.upsert_location(&spec).unwrap();
+        engine.set_on_hand("SKU", "L0", 5, now_ms).unwrap();
+
+        faults.syncs_left.store(0, Ordering::Release);
+        let request = crate::ReserveRequest {
+            reservation_id: "order-1".into(),
+            channel: None,
+            lines: vec![ReserveLine { sku: "SKU".into(), location: "L0".into(), quantity: 2 }],
+            policy: Policy::AllOrNothing,
+            ttl_ms: 60_000,
+        };
+        let error = engine.reserve(&request, now_ms).unwrap_err();
+        assert!(matches!(error, ReserveError::Log(LogError::Poisoned { .. })), "{error}");
+
+        // Every later change is refused before it changes anything; reads keep working.
+        let error = engine.set_on_hand("SKU", "L0", 9, now_ms).unwrap_err();
+        assert!(matches!(error, StockError::Log(LogError::Poisoned { .. })), "{error}");
+        let position = engine.availability("SKU", "L0", None, now_ms).unwrap();
+        assert_eq!(position.on_hand, 5);
+        assert!(error.to_string().contains("restart to recover from the log"), "{error}");
     }
 }
