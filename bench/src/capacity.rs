@@ -1,6 +1,8 @@
 //! The capacity report: throughput of each workload at 1 and 2 threads, memory per
 //! position and per ended reservation, and the retention the engine's bound on ended
-//! reservations allows at the measured rate.
+//! reservations allows at the measured rate. The engines of these figures keep no log.
+//! The figures of engines that write their log to disk (durable reserve + release
+//! pairs, restarts from the log) come from [`crate::durable`] and run last.
 //!
 //! Each throughput figure is the median of [`Plan::repetitions`] runs of
 //! [`Plan::measurement`] wall time each (see [`crate::measure::run_for`]). Engines use
@@ -27,6 +29,7 @@ use promesa_engine::limits::ENDED_RESERVATIONS_MAX_DEFAULT;
 use serde::Serialize;
 
 use crate::catalogue::{Catalogue, LOCATIONS, build_engine};
+use crate::durable::{self, DurableFigures, RecoveryFigures, SnapshotFigures};
 use crate::measure::{median, run_count, run_for};
 use crate::system;
 use crate::workload::{HOLD_TTL_MS, Workload};
@@ -55,12 +58,18 @@ pub struct Plan {
     /// Reserve + release pairs made on 2 threads before measuring reserves on an
     /// engine. With 0, reserves are measured on a fresh engine.
     pub prefill_pairs: u64,
+    /// Thread counts of the durable reserve + release figures.
+    pub durable_thread_counts: Vec<usize>,
+    /// Reserve + release pairs logged after the large catalogue's positions, before
+    /// the timed restarts.
+    pub recovery_pairs: u64,
 }
 
 impl Plan {
     /// Returns the plan of the full report: 10,000,000 positions, engines filled to the bound of ended
-    /// reservations, 3 runs of 2 s per figure. Took 2 min 12 s and peaked at 4.1 GB
-    /// resident on a 2-core Xeon VM.
+    /// reservations, 3 runs of 2 s per figure, and a restart from a log of 10,000,000
+    /// positions and 5,000,000 pairs. Took 4 min 13 s and peaked at 4.3 GB resident on
+    /// a 2-core Xeon VM.
     pub fn full() -> Self {
         Plan {
             quick: false,
@@ -73,6 +82,8 @@ impl Plan {
             batch_skus: 100,
             multi_line_lines: 5,
             prefill_pairs: ENDED_RESERVATIONS_MAX_DEFAULT,
+            durable_thread_counts: vec![2, 8, 32, 64],
+            recovery_pairs: 5_000_000,
         }
     }
 
@@ -85,6 +96,7 @@ impl Plan {
             measurement: Duration::from_millis(300),
             ended_reservation_pairs: 200_000,
             prefill_pairs: 0,
+            recovery_pairs: 500_000,
             ..Plan::full()
         }
     }
@@ -108,6 +120,12 @@ pub struct Report {
     pub config: ConfigUsed,
     /// The figures.
     pub engine: EngineFigures,
+    /// Reserve + release pairs on engines that write their log to disk.
+    pub durable: DurableFigures,
+    /// Restarts from the log.
+    pub recovery: RecoveryFigures,
+    /// Snapshot figures (none yet).
+    pub snapshot: SnapshotFigures,
 }
 
 /// The machine the report ran on.
@@ -285,6 +303,11 @@ pub fn run(plan: &Plan) -> Report {
     let availability_batch_read = measure_rates(plan, &engine, small, batch, "availability_batch_read", now_ms);
     drop(engine);
 
+    // The logging engines run last because the recovery step builds the largest engine
+    // and log.
+    let durable = durable::measure_durable(plan, now_ms);
+    let recovery = durable::measure_recovery(plan, now_ms);
+
     let bound = config.ended_reservations_max as f64;
     let engine_figures = EngineFigures {
         retention_secs_at_bound: bound / reserve_release.threads_2,
@@ -329,6 +352,9 @@ pub fn run(plan: &Plan) -> Report {
         },
         config,
         engine: engine_figures,
+        durable,
+        recovery,
+        snapshot: SnapshotFigures::not_implemented(),
     }
 }
 
@@ -553,6 +579,7 @@ pub fn render_table(report: &Report) -> String {
         "cpu (2): median CPU time of the 2-thread runs over 2 x wall time; ",
         "below about 0.9, threads waited or other processes took the CPUs\n",
     ));
+    out.push_str(&durable::render_table(&report.durable, &report.recovery, &report.snapshot));
     out
 }
 
@@ -588,6 +615,8 @@ mod tests {
             batch_skus: 4,
             multi_line_lines: 5,
             prefill_pairs: 200,
+            durable_thread_counts: vec![2, 3],
+            recovery_pairs: 20,
         }
     }
 
@@ -627,6 +656,34 @@ mod tests {
         assert_eq!(json["engine"]["reserve_release_10m_positions"]["prefill"]["pairs"], 200);
         assert!(json["engine"]["availability_read"]["prefill"].is_null());
         assert_eq!(json["engine"]["reserve_release"]["ended_reservations_kept_before"], 200);
+
+        let durable = &json["durable"];
+        for rates in ["reserve_release", "reserve_release_not_durable"] {
+            for key in ["ops_per_sec", "threads_2", "threads_3"] {
+                let rate = durable[rates][key].as_f64();
+                assert!(rate.is_some_and(|rate| rate > 0.0), "durable.{rates}.{key} is {rate:?}");
+            }
+        }
+        assert_eq!(durable["reserve_release"]["durability"], "sync");
+        assert_eq!(durable["reserve_release_not_durable"]["durability"], "not_durable");
+        let records_per_fsync = durable["records_per_fsync"].as_f64();
+        assert!(records_per_fsync.is_some_and(|records| records >= 1.0), "records_per_fsync is {records_per_fsync:?}");
+        assert!(durable["fsync_us_p99"].as_u64().is_some_and(|p99| p99 >= durable["fsync_us_p50"].as_u64().unwrap()));
+
+        let recovery = &json["recovery"];
+        assert_eq!(recovery["positions"], 50);
+        assert_eq!(recovery["positions_requested"], 10_000_000);
+        assert_eq!(recovery["reservation_pairs"], 20);
+        // 10 locations, 2 records per position and 2 per pair.
+        assert_eq!(recovery["records"], 10 + 2 * 50 + 2 * 20);
+        assert_eq!(recovery["restarts"][0]["records"], 10 + 2 * 50);
+        for figure in ["records_per_sec", "restart_10m_secs"] {
+            let value = recovery[figure].as_f64();
+            assert!(value.is_some_and(|value| value > 0.0), "recovery.{figure} is {value:?}");
+        }
+
+        assert!(json["snapshot"]["max_pause_ms"].is_null());
+        assert_eq!(json["snapshot"]["note"], "snapshots are not implemented yet");
     }
 
     #[test]
@@ -637,6 +694,10 @@ mod tests {
             assert!(table.contains(target.name), "{} is missing from\n{table}", target.name);
         }
         assert!(table.contains("bytes per ended reservation"));
+        assert!(table.contains("durable reserve + release"));
+        assert!(table.contains("NOT DURABLE"));
+        assert!(table.contains("restart from the log"));
+        assert!(table.contains("snapshots are not implemented yet"));
     }
 
     #[test]

@@ -93,10 +93,17 @@ pub fn push_decimal(out: &mut String, value: u64, width: usize) {
 }
 
 /// Builds an engine with the default configuration holding every position of
-/// `catalogue`, each with [`ON_HAND`] units. Makes room for all SKUs and positions up
-/// front, then loads them in batches of [`LOAD_BATCH_ROWS`].
+/// `catalogue`, each with [`ON_HAND`] units (see [`load_catalogue`]).
 pub fn build_engine(catalogue: &Catalogue, now_ms: u64) -> Engine {
     let engine = Engine::default();
+    load_catalogue(&engine, catalogue, now_ms);
+    engine
+}
+
+/// Adds the [`LOCATIONS`] locations and every position of `catalogue` to `engine`,
+/// each position with [`ON_HAND`] units. Makes room for all SKUs and positions up
+/// front, then loads them in batches of [`LOAD_BATCH_ROWS`].
+pub fn load_catalogue(engine: &Engine, catalogue: &Catalogue, now_ms: u64) {
     let mut code = String::new();
     for location in 0..LOCATIONS {
         code.clear();
@@ -132,7 +139,6 @@ pub fn build_engine(catalogue: &Catalogue, now_ms: u64) -> Engine {
         engine.load_positions(&rows, now_ms).expect("generated rows are valid");
         start = end;
     }
-    engine
 }
 
 #[cfg(test)]

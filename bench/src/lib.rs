@@ -9,6 +9,8 @@
 //!   availability reads, batch reads), reusing its request buffers between calls.
 //! - [`measure`]: runs a workload on several threads at once and measures wall time.
 //! - [`capacity`]: the capacity report: every figure, its JSON form and a text table.
+//! - [`durable`]: the report's figures of engines that write their log to disk:
+//!   durable reserve + release pairs and restarts from the log.
 //! - [`system`]: machine facts: CPU model, resident memory, UTC date.
 //!
 //! Every workload also runs at a tiny size in this crate's tests, so that a change in
@@ -16,6 +18,7 @@
 
 pub mod capacity;
 pub mod catalogue;
+pub mod durable;
 pub mod measure;
 pub mod system;
 pub mod workload;

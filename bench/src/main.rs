@@ -8,9 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use promesa_bench::capacity::{self, Plan};
-use promesa_bench::catalogue::{Catalogue, build_engine};
-use promesa_bench::measure::{run_count, run_for};
+use promesa_bench::catalogue::{Catalogue, build_engine, load_catalogue};
+use promesa_bench::durable::LogFolder;
+use promesa_bench::measure::{OPERATIONS_PER_CHECK, run_count, run_for_in_batches};
 use promesa_bench::workload::Workload;
+use promesa_engine::wal::writer::Durability;
 
 // The engine allocates for every reservation. A server built on it would use
 // mimalloc, so the figures include mimalloc's costs and not the system allocator's.
@@ -27,14 +29,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measures throughput at 1 and 2 threads and memory per position and per ended
-    /// reservation, then prints a table.
+    /// Measures throughput at 1 and 2 threads, memory per position and per ended
+    /// reservation, durable reserve + release pairs with the log in the temporary
+    /// folder (TMPDIR, else /tmp) and restarts from the log, then prints a table.
     Capacity {
         /// Also writes the figures as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
-        /// Uses 1,000,000 positions in place of 10,000,000 and 0.3 s runs, to finish
-        /// in under a minute on 2 cores.
+        /// Uses 1,000,000 positions in place of 10,000,000, 500,000 logged pairs in
+        /// place of 5,000,000 before the restarts, and 0.3 s runs, to finish in under
+        /// a minute on 2 cores.
         #[arg(long)]
         quick: bool,
     },
@@ -62,6 +66,10 @@ enum Command {
         /// 10000000 to run at the default bound of ended reservations.
         #[arg(long, default_value_t = 0)]
         prefill: u64,
+        /// Writes the engine's log to a temporary folder (TMPDIR, else /tmp) with
+        /// this durability. Without it, the engine keeps no log.
+        #[arg(long, value_enum)]
+        log: Option<LogDurability>,
     },
 }
 
@@ -76,6 +84,15 @@ enum WorkloadName {
     AvailabilityRead,
     /// Batch availability reads.
     AvailabilityBatch,
+}
+
+/// Durability of the `run` subcommand's log.
+#[derive(Clone, Copy, ValueEnum)]
+enum LogDurability {
+    /// Each call returns after the fdatasync that covers its record.
+    Sync,
+    /// Records are written but never synced (not durable).
+    NotDurable,
 }
 
 fn main() -> ExitCode {
@@ -95,7 +112,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Run { workload, threads, positions, lines, batch_skus, secs, prefill } => {
+        Command::Run { workload, threads, positions, lines, batch_skus, secs, prefill, log } => {
             let workload = match workload {
                 WorkloadName::ReserveRelease => Workload::ReserveRelease { lines },
                 WorkloadName::HotSku => Workload::HotReserveRelease,
@@ -104,17 +121,39 @@ fn main() -> ExitCode {
             };
             let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
             let catalogue = Catalogue::new(positions);
-            let engine = build_engine(&catalogue, now_ms);
+            // Declared before the engine, so the engine and its log writer stop before
+            // the folder is removed.
+            let folder = log.map(|_| LogFolder::create());
+            let engine = match (&folder, log) {
+                (Some(folder), Some(log)) => {
+                    let durability = match log {
+                        LogDurability::Sync => Durability::Sync,
+                        LogDurability::NotDurable => Durability::NotDurable,
+                    };
+                    eprintln!("log folder: {}", folder.path().display());
+                    let (engine, _) = folder.open(durability, now_ms);
+                    load_catalogue(&engine, &catalogue, now_ms);
+                    engine
+                }
+                _ => build_engine(&catalogue, now_ms),
+            };
             if prefill > 0 {
                 let fill = run_count(&engine, catalogue, Workload::ReserveRelease { lines: 1 }, 2, prefill, now_ms);
                 eprintln!("prefill: {prefill} pairs in {:.1} s", fill.elapsed.as_secs_f64());
             }
-            let measurement = run_for(&engine, catalogue, workload, threads, Duration::from_secs_f64(secs), now_ms);
+            // A logging engine's calls wait for the disk, so threads check the stop flag
+            // after every operation.
+            let batch = if log.is_some() { 1 } else { OPERATIONS_PER_CHECK };
+            let duration = Duration::from_secs_f64(secs);
+            let measurement = run_for_in_batches(&engine, catalogue, workload, threads, duration, now_ms, batch);
             println!(
                 "{workload:?}, {threads} thread(s), {positions} positions: {:.0} units/s over {:.2} s",
                 measurement.units_per_second(),
                 measurement.elapsed.as_secs_f64()
             );
+            if let Some(stats) = engine.log_stats() {
+                println!("log: {stats:?}");
+            }
             ExitCode::SUCCESS
         }
     }

@@ -96,7 +96,23 @@ pub fn run_for(
     duration: Duration,
     now_ms: u64,
 ) -> Measurement {
+    run_for_in_batches(engine, catalogue, workload, threads, duration, now_ms, OPERATIONS_PER_CHECK)
+}
+
+/// As [`run_for`], with `batch_operations` operations between two checks of the stop
+/// flag. Workloads whose operations wait for the disk use small batches, so that no
+/// thread runs on long after the others have stopped.
+pub fn run_for_in_batches(
+    engine: &Engine,
+    catalogue: Catalogue,
+    workload: Workload,
+    threads: usize,
+    duration: Duration,
+    now_ms: u64,
+    batch_operations: u64,
+) -> Measurement {
     assert!(threads > 0, "a measurement needs at least one thread");
+    assert!(batch_operations > 0, "a batch needs at least one operation");
     let barrier = Barrier::new(threads + 1);
     let stop = AtomicBool::new(false);
 
@@ -110,8 +126,8 @@ pub fn run_for(
                     let mut units = 0;
                     barrier.wait();
                     while !stop.load(Ordering::Relaxed) {
-                        units += worker.run(OPERATIONS_PER_CHECK);
-                        operations += OPERATIONS_PER_CHECK;
+                        units += worker.run(batch_operations);
+                        operations += batch_operations;
                     }
                     (operations, units)
                 })

@@ -2,6 +2,7 @@
 //! time and the current date in UTC. The functions that read `/proc` return `None`
 //! where it is missing (on systems other than Linux).
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Returns the `model name` of the first processor in `/proc/cpuinfo`.
@@ -64,6 +65,37 @@ fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
 /// Returns the 1-minute load average from `/proc/loadavg`.
 pub fn load_average_1m() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Returns the file system that contains `path`, such as `ext4 /dev/vda mounted at /`,
+/// from `/proc/self/mounts`.
+pub fn file_system_of(path: &Path) -> Option<String> {
+    let path = path.canonicalize().ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    parse_file_system_of(&mounts, &path)
+}
+
+/// Returns the mount of a `/proc/self/mounts` text whose mount point is the longest
+/// prefix of `path`, as `<type> <device> mounted at <mount point>`. Of several mounts at
+/// one point the last is the visible one.
+fn parse_file_system_of(mounts: &str, path: &Path) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
+    for line in mounts.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(device), Some(mount_point), Some(kind)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        // The kernel writes a space in a mount point as the octal escape \040.
+        let mount_point = mount_point.replace("\\040", " ");
+        if !path.starts_with(&mount_point) {
+            continue;
+        }
+        let depth = Path::new(&mount_point).components().count();
+        if best.as_ref().is_none_or(|(best_depth, _)| depth >= *best_depth) {
+            best = Some((depth, format!("{kind} {device} mounted at {mount_point}")));
+        }
+    }
+    best.map(|(_, description)| description)
 }
 
 /// Returns the value of `key` in an auxiliary vector of native-endian (key, value)
@@ -156,6 +188,22 @@ mod tests {
         let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 3 0 7 0 0";
         assert_eq!(parse_stat_cpu_ticks(stat), Some(281));
         assert_eq!(parse_stat_cpu_ticks("42 (x) S 1"), None);
+    }
+
+    #[test]
+    fn file_system_of_longest_mount_point() {
+        let mounts = concat!(
+            "/dev/vda / ext4 rw,relatime 0 0\n",
+            "tmpfs /tmp tmpfs rw 0 0\n",
+            "/dev/vdb /tmp/my\\040disk xfs rw 0 0\n",
+            "proc /proc proc rw 0 0\n",
+        );
+        let of = |path: &str| parse_file_system_of(mounts, Path::new(path));
+        assert_eq!(of("/tmp/log").as_deref(), Some("tmpfs tmpfs mounted at /tmp"));
+        assert_eq!(of("/tmpfile").as_deref(), Some("ext4 /dev/vda mounted at /"));
+        assert_eq!(of("/tmp/my disk/log").as_deref(), Some("xfs /dev/vdb mounted at /tmp/my disk"));
+        assert_eq!(of("/work").as_deref(), Some("ext4 /dev/vda mounted at /"));
+        assert_eq!(parse_file_system_of("", Path::new("/")), None);
     }
 
     #[test]
