@@ -2,6 +2,7 @@
 
 mod cases;
 mod concurrency;
+mod crash;
 mod durability;
 mod model;
 mod property;
