@@ -279,6 +279,12 @@ impl Catalog {
         self.position_hasher.hash_one((u64::from(sku) << 32) | u64::from(location))
     }
 
+    /// Hashes a stored position's key again, for growing the position table.
+    fn rehash_position(&self, index: u32) -> u64 {
+        let position = self.position(index);
+        self.position_hash(position.sku(), position.location())
+    }
+
     /// Returns the index of the position of `sku` at `location`, if it exists.
     #[inline]
     pub(crate) fn find_position(&self, sku: u32, location: u32) -> Option<u32> {
@@ -345,10 +351,7 @@ impl Catalog {
         if count >= crate::limits::POSITIONS_MAX as usize {
             return Err(crate::error::StockError::TooManyPositions);
         }
-        self.position_table.reserve(count + 1, |index| {
-            let position = self.position(index);
-            self.position_hash(position.sku(), position.location())
-        });
+        self.position_table.reserve(count + 1, |index| self.rehash_position(index));
         let index =
             self.positions.push_with(|position| position.init(sku, location)).expect("below POSITIONS_MAX") as u32;
         self.next_position
@@ -383,10 +386,7 @@ impl Catalog {
     pub(crate) fn reserve(&self, skus: usize, positions: usize) {
         let _writer = self.writer.lock();
         self.skus.reserve(skus);
-        self.position_table.reserve(positions, |index| {
-            let position = self.position(index);
-            self.position_hash(position.sku(), position.location())
-        });
+        self.position_table.reserve(positions, |index| self.rehash_position(index));
     }
 
     pub(crate) fn position_count(&self) -> usize {

@@ -164,10 +164,7 @@ impl Engine {
 
     /// Inserts or replaces a location. Returns true if the location is new.
     pub fn upsert_location(&self, spec: &LocationSpec) -> Result<bool, LocationError> {
-        self.journal.begin()?;
-        let new = self.catalog.upsert_location(spec, &self.journal, self.clock.high_water_mark())?;
-        self.journal.acknowledge()?;
-        Ok(new)
+        self.durably(|| self.catalog.upsert_location(spec, &self.journal, self.clock.high_water_mark()))
     }
 
     /// Returns the stored attributes of a location.
@@ -178,16 +175,24 @@ impl Engine {
 
     /// Inserts or replaces a channel. Returns true if the channel is new.
     pub fn upsert_channel(&self, code: &str, may_sell_safety_stock: bool) -> Result<bool, ChannelError> {
-        self.journal.begin()?;
-        let now_ms = self.clock.high_water_mark();
-        let new = self.catalog.upsert_channel(code, may_sell_safety_stock, &self.journal, now_ms)?;
-        self.journal.acknowledge()?;
-        Ok(new)
+        self.durably(|| {
+            let now_ms = self.clock.high_water_mark();
+            Ok(self.catalog.upsert_channel(code, may_sell_safety_stock, &self.journal, now_ms)?)
+        })
     }
 
     /// The engine's time: the highest `now_ms` it has seen.
     pub fn now_ms(&self) -> u64 {
         self.clock.high_water_mark()
+    }
+
+    /// Runs a mutating request: refuses it before any change if the log has failed,
+    /// applies it, and returns once every log record it depended on is durable.
+    fn durably<T, E: From<error::LogError>>(&self, apply: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        self.journal.begin()?;
+        let value = apply()?;
+        self.journal.acknowledge()?;
+        Ok(value)
     }
 
     /// Resolves a channel code (`None` is `default`) to its id and whether it may sell

@@ -139,10 +139,7 @@ impl Engine {
     /// Sets on hand to an absolute count and returns the resulting delta. Creates the
     /// SKU and the position as needed; the location must exist.
     pub fn set_on_hand(&self, sku: &str, location: &str, on_hand: u64, now_ms: u64) -> Result<StockChange, StockError> {
-        self.journal.begin()?;
-        let change = self.apply_set_on_hand(sku, location, on_hand, now_ms)?;
-        self.journal.acknowledge()?;
-        Ok(change)
+        self.durably(|| self.apply_set_on_hand(sku, location, on_hand, now_ms))
     }
 
     fn apply_set_on_hand(
@@ -175,10 +172,7 @@ impl Engine {
     /// Changes on hand by a signed delta. Idempotent on the operation id: a repeat
     /// with the same content returns the first outcome, with different content an error.
     pub fn adjust_on_hand(&self, request: &AdjustRequest, now_ms: u64) -> Result<StockChange, StockError> {
-        self.journal.begin()?;
-        let change = self.apply_adjustment(request, now_ms)?;
-        self.journal.acknowledge()?;
-        Ok(change)
+        self.durably(|| self.apply_adjustment(request, now_ms))
     }
 
     fn apply_adjustment(&self, request: &AdjustRequest, now_ms: u64) -> Result<StockChange, StockError> {
@@ -296,10 +290,7 @@ impl Engine {
         units: u64,
         now_ms: u64,
     ) -> Result<StockChange, StockError> {
-        self.journal.begin()?;
-        let change = self.apply_safety_stock(sku, location, units, now_ms)?;
-        self.journal.acknowledge()?;
-        Ok(change)
+        self.durably(|| self.apply_safety_stock(sku, location, units, now_ms))
     }
 
     fn apply_safety_stock(
@@ -334,10 +325,7 @@ impl Engine {
     /// NOTE: each position changes atomically, but a reader running during the load
     /// may see some rows applied and others not yet.
     pub fn load_positions(&self, rows: &[PositionRow], now_ms: u64) -> Result<LoadSummary, LoadError> {
-        self.journal.begin()?;
-        let summary = self.apply_load(rows, now_ms)?;
-        self.journal.acknowledge()?;
-        Ok(summary)
+        self.durably(|| self.apply_load(rows, now_ms))
     }
 
     fn apply_load(&self, rows: &[PositionRow], now_ms: u64) -> Result<LoadSummary, LoadError> {

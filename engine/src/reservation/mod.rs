@@ -80,7 +80,7 @@ impl ReservationTable {
     }
 }
 
-/// What an operation's change needs to write its log record.
+/// The facts an operation's change needs to write its log record.
 struct OpContext<'a> {
     now_ms: u64,
     op_id: &'a str,
@@ -147,10 +147,7 @@ impl Engine {
     /// changed. The same id with different content is an error. A reserve that holds
     /// nothing leaves no record, so its retry is judged afresh.
     pub fn reserve(&self, request: &ReserveRequest, now_ms: u64) -> Result<ReserveOutcome, ReserveError> {
-        self.journal.begin()?;
-        let outcome = self.apply_reserve(request, now_ms)?;
-        self.journal.acknowledge()?;
-        Ok(outcome)
+        self.durably(|| self.apply_reserve(request, now_ms))
     }
 
     fn apply_reserve(&self, request: &ReserveRequest, now_ms: u64) -> Result<ReserveOutcome, ReserveError> {
@@ -516,10 +513,7 @@ impl Engine {
         now_ms: u64,
         change: impl FnOnce(&Engine, &mut Reservation, &OpContext<'_>) -> Result<SmallVec<[u32; 4]>, ReservationError>,
     ) -> Result<OperationOutcome, ReservationError> {
-        self.journal.begin()?;
-        let outcome = self.operate_applied(reservation_id, op_id, fingerprint, now_ms, change)?;
-        self.journal.acknowledge()?;
-        Ok(outcome)
+        self.durably(|| self.operate_applied(reservation_id, op_id, fingerprint, now_ms, change))
     }
 
     fn operate_applied(

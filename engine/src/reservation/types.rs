@@ -2,7 +2,7 @@
 
 use smallvec::SmallVec;
 
-/// How a reserve treats lines that cannot be held in full.
+/// The rule a reserve applies to lines that cannot be held in full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Policy {
@@ -62,7 +62,7 @@ pub enum LineStatus {
 }
 
 impl LineStatus {
-    /// The stable numeric code.
+    /// Returns the stable numeric code.
     pub fn code(self) -> u32 {
         self as u32
     }
@@ -71,7 +71,7 @@ impl LineStatus {
 /// Result of one reserve line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LineOutcome {
-    /// What happened to the line.
+    /// The line's status.
     pub status: LineStatus,
     /// Units requested.
     pub requested: u32,
@@ -83,7 +83,7 @@ pub struct LineOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReserveOutcome {
     /// True when this is a repeat of an earlier reserve with the same id and content,
-    /// answered with the first outcome.
+    /// returned with the first outcome.
     pub replayed: bool,
     /// Deadline of the hold, milliseconds since the Unix epoch.
     pub deadline_ms: u64,
@@ -112,7 +112,7 @@ pub struct LineQuantity {
     pub quantity: u64,
 }
 
-/// Which units an operation takes.
+/// The units an operation takes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Units {
     /// Every unit of every line in the states the operation takes.
@@ -122,7 +122,7 @@ pub enum Units {
     Lines(Vec<LineQuantity>),
 }
 
-/// Which units a release takes.
+/// The units a release takes, when a quantity could come from either state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ReleaseFrom {
@@ -155,7 +155,7 @@ pub struct ReleaseRequest {
     pub op_id: String,
     /// Units to release.
     pub units: Units,
-    /// Which units a quantity takes.
+    /// The state a quantity takes its units from.
     pub from: ReleaseFrom,
 }
 
@@ -182,7 +182,7 @@ pub struct ExtendRequest {
     pub deadline_ms: u64,
 }
 
-/// Where a reservation is in its life.
+/// The stage of a reservation's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ReservationState {
@@ -199,7 +199,7 @@ pub enum ReservationState {
 }
 
 impl ReservationState {
-    /// True if and only if the reservation still holds or allocates units.
+    /// True if and only if the reservation still has held or allocated units.
     pub fn is_open(self) -> bool {
         matches!(self, ReservationState::Held | ReservationState::Confirmed)
     }
@@ -248,7 +248,7 @@ pub struct ReservationView {
     pub channel: String,
     /// Policy of the reserve.
     pub policy: Policy,
-    /// Where the reservation is in its life.
+    /// The stage of the reservation's life.
     pub state: ReservationState,
     /// Deadline of held units, milliseconds since the Unix epoch.
     pub deadline_ms: u64,
