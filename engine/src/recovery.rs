@@ -123,9 +123,11 @@ impl Engine {
                 check_id("channel", self.catalog.channels.get(&code), channel)
             }
             Record::PositionCreated { position, sku_code, location, .. } => {
+                // The record says the position is new, so skip the lock-free lookup.
+                let _writer = self.catalog.writer_lock();
                 let created = self
                     .catalog
-                    .ensure_position(&sku_code, location, &disabled, now_ms)
+                    .ensure_position_locked(&sku_code, location, &disabled, now_ms)
                     .map_err(|error| error.to_string())?;
                 check_id("position", Some(created), position)
             }

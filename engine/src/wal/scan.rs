@@ -121,22 +121,35 @@ pub fn scan(
     segments.sort();
 
     let mut report = ScanReport { end_lsn: segments.first().map_or(0, |(lsn, _)| *lsn), ..ScanReport::default() };
-    let mut files: Vec<Vec<u8>> = Vec::with_capacity(segments.len());
-    for (_, name) in &segments {
-        files.push(storage.open(name)?.read_all()?);
-    }
 
-    for (index, ((named_lsn, name), bytes)) in segments.iter().zip(&files).enumerate() {
+    // Segments are read one at a time, so memory holds one segment, not the whole log.
+    // Only damage makes the scan read the later segments early, to tell a torn tail
+    // from a hole.
+    let read = |index: usize| storage.open(&segments[index].1).and_then(|mut file| file.read_all());
+    let later_has_record = |from: usize| -> io::Result<bool> {
+        for index in from..segments.len() {
+            if has_valid_record(&read(index)?) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let later_written_bytes = |from: usize| -> io::Result<u64> {
+        (from..segments.len()).map(|index| read(index).map(|bytes| written_len(&bytes) as u64)).sum()
+    };
+
+    for (index, (named_lsn, name)) in segments.iter().enumerate() {
+        let bytes = read(index)?;
         report.segments += 1;
-        let header = match SegmentHeader::decode(bytes) {
+        let header = match SegmentHeader::decode(&bytes) {
             Ok(header) => header,
             Err(error) => {
                 // A segment whose header never fully reached the disk is a torn tail,
                 // unless valid records follow it.
-                if files[index + 1..].iter().any(|later| has_valid_record(later)) {
+                if later_has_record(index + 1)? {
                     return Err(ScanError::Header { segment: name.clone(), error });
                 }
-                let dropped_bytes: u64 = files[index..].iter().map(|later| written_len(later) as u64).sum();
+                let dropped_bytes = written_len(&bytes) as u64 + later_written_bytes(index + 1)?;
                 if dropped_bytes > 0 {
                     report.cut = Some(Cut { segment: name.clone(), offset: 0, dropped_bytes, hole: false });
                 }
@@ -173,23 +186,16 @@ pub fn scan(
         // Bytes after the last valid record must be unwritten, in this segment and in
         // every later one, unless they are the torn tail of the log.
         let damage_at = stop.or_else(|| first_written_byte(&bytes[offset..]).map(|_| offset));
-        let later_data = files[index + 1..].iter().any(|later| has_valid_record(later));
         if let Some(damage_at) = damage_at {
-            let hole = later_data || has_valid_record_after(&bytes[damage_at + 1..]);
+            let hole = later_has_record(index + 1)? || has_valid_record_after(&bytes[damage_at + 1..]);
             if hole && !options.truncate_at_corruption {
                 return Err(ScanError::Hole { segment: name.clone(), offset: damage_at as u64 });
             }
-            let dropped_bytes = written_len(&bytes[damage_at..]) as u64
-                + files[index + 1..].iter().map(|later| written_len(later) as u64).sum::<u64>();
+            let dropped_bytes = written_len(&bytes[damage_at..]) as u64 + later_written_bytes(index + 1)?;
             let mut file = storage.open(name)?;
             file.write_at(damage_at as u64, &vec![0; bytes.len() - damage_at])?;
             file.sync_data()?;
             report.cut = Some(Cut { segment: name.clone(), offset: damage_at as u64, dropped_bytes, hole });
-            remove_segments(storage, &segments[index + 1..])?;
-            break;
-        }
-        if !later_data && index + 1 < segments.len() {
-            // Later segments exist but hold no record: drop them.
             remove_segments(storage, &segments[index + 1..])?;
             break;
         }
