@@ -86,6 +86,23 @@ pub struct LoadSummary {
     pub positions_in_shortage: usize,
 }
 
+/// A position counter that a request sets to an absolute value.
+#[derive(Clone, Copy)]
+enum AbsoluteCounter {
+    OnHand,
+    SafetyStock,
+}
+
+impl AbsoluteCounter {
+    /// Returns the field name that errors report.
+    fn field(self) -> &'static str {
+        match self {
+            AbsoluteCounter::OnHand => "on_hand",
+            AbsoluteCounter::SafetyStock => "safety_stock",
+        }
+    }
+}
+
 /// Shards of the adjustment ledger.
 const LEDGER_SHARDS: usize = 16;
 
@@ -139,31 +156,44 @@ impl Engine {
     /// Sets on hand to an absolute count and returns the resulting delta. Creates the
     /// SKU and the position as needed; the location must exist.
     pub fn set_on_hand(&self, sku: &str, location: &str, on_hand: u64, now_ms: u64) -> Result<StockChange, StockError> {
-        self.durably(|| self.apply_set_on_hand(sku, location, on_hand, now_ms))
+        self.durably(|| self.apply_absolute_set(AbsoluteCounter::OnHand, sku, location, on_hand, now_ms))
     }
 
-    fn apply_set_on_hand(
+    /// Sets one counter of a position to an absolute value: the shared path of
+    /// `set_on_hand` and `set_safety_stock`. Validates everything before the clock or
+    /// the catalog changes.
+    fn apply_absolute_set(
         &self,
+        counter: AbsoluteCounter,
         sku: &str,
         location: &str,
-        on_hand: u64,
+        value: u64,
         now_ms: u64,
     ) -> Result<StockChange, StockError> {
         let location_id = self.resolve_location_for_change(sku, location)?;
-        if on_hand > u64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("on_hand", on_hand, sku, location));
+        if value > u64::from(POSITION_UNITS_MAX) {
+            return Err(above_limit(counter.field(), value, sku, location));
         }
+        let value = value as u32;
         let now_ms = self.clock.observe(now_ms);
         let index = self.catalog.ensure_position(sku, location_id, &self.journal, now_ms)?;
 
         let mut guard = self.lock_position_current(index, now_ms);
         let previous = guard.counters.on_hand;
-        guard.counters.on_hand = on_hand as u32;
-        self.journal.append(|| Record::OnHandSet { now_ms, position: index, on_hand: on_hand as u32 });
+        match counter {
+            AbsoluteCounter::OnHand => {
+                guard.counters.on_hand = value;
+                self.journal.append(|| Record::OnHandSet { now_ms, position: index, on_hand: value });
+            }
+            AbsoluteCounter::SafetyStock => {
+                guard.counters.safety_stock = value;
+                self.journal.append(|| Record::SafetyStockSet { now_ms, position: index, units: value });
+            }
+        }
         Ok(StockChange {
             previous,
             on_hand: guard.counters.on_hand,
-            delta: on_hand as i64 - i64::from(previous),
+            delta: i64::from(guard.counters.on_hand) - i64::from(previous),
             in_shortage: guard.counters.in_shortage(),
             replayed: false,
         })
@@ -290,32 +320,7 @@ impl Engine {
         units: u64,
         now_ms: u64,
     ) -> Result<StockChange, StockError> {
-        self.durably(|| self.apply_safety_stock(sku, location, units, now_ms))
-    }
-
-    fn apply_safety_stock(
-        &self,
-        sku: &str,
-        location: &str,
-        units: u64,
-        now_ms: u64,
-    ) -> Result<StockChange, StockError> {
-        let location_id = self.resolve_location_for_change(sku, location)?;
-        if units > u64::from(POSITION_UNITS_MAX) {
-            return Err(above_limit("safety_stock", units, sku, location));
-        }
-        let now_ms = self.clock.observe(now_ms);
-        let index = self.catalog.ensure_position(sku, location_id, &self.journal, now_ms)?;
-        let mut guard = self.lock_position_current(index, now_ms);
-        guard.counters.safety_stock = units as u32;
-        self.journal.append(|| Record::SafetyStockSet { now_ms, position: index, units: units as u32 });
-        Ok(StockChange {
-            previous: guard.counters.on_hand,
-            on_hand: guard.counters.on_hand,
-            delta: 0,
-            in_shortage: guard.counters.in_shortage(),
-            replayed: false,
-        })
+        self.durably(|| self.apply_absolute_set(AbsoluteCounter::SafetyStock, sku, location, units, now_ms))
     }
 
     /// Sets on hand (and optionally safety stock) of many positions. Every row is
