@@ -11,7 +11,7 @@ pub const T0_MS: u64 = 1_767_225_600_000;
 /// Fifteen minutes, a usual checkout hold, in milliseconds.
 pub const TTL_15_MIN_MS: u64 = 15 * 60 * 1_000;
 
-/// A warehouse location spec with the given code.
+/// Returns a warehouse location spec with the given code.
 pub fn warehouse(code: &str) -> LocationSpec {
     LocationSpec {
         code: code.to_owned(),
@@ -24,7 +24,7 @@ pub fn warehouse(code: &str) -> LocationSpec {
     }
 }
 
-/// An engine with warehouses `L0`..`L{locations-1}`.
+/// Creates an engine with warehouses `L0`..`L{locations-1}`.
 pub fn engine_with_locations(locations: usize) -> Engine {
     let engine = Engine::new(EngineConfig::default());
     for index in 0..locations {
@@ -33,7 +33,7 @@ pub fn engine_with_locations(locations: usize) -> Engine {
     engine
 }
 
-/// A reserve request for one line, all-or-nothing, 15 minutes.
+/// Builds a reserve request for one line, all-or-nothing, 15 minutes.
 pub fn reserve_one(id: &str, sku: &str, location: &str, quantity: u64) -> ReserveRequest {
     ReserveRequest {
         reservation_id: id.to_owned(),
@@ -44,7 +44,7 @@ pub fn reserve_one(id: &str, sku: &str, location: &str, quantity: u64) -> Reserv
     }
 }
 
-/// One reserve line.
+/// Builds one reserve line.
 pub fn line(sku: &str, location: &str, quantity: u64) -> ReserveLine {
     ReserveLine { sku: sku.to_owned(), location: location.to_owned(), quantity }
 }

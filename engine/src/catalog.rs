@@ -55,12 +55,12 @@ impl FulfilmentMethods {
     /// Delivery the same day.
     pub const SAME_DAY: Self = Self(1 << 4);
 
-    /// The empty set.
+    /// Returns the empty set.
     pub const fn none() -> Self {
         Self(0)
     }
 
-    /// The set of both operands' methods.
+    /// Returns the set of both operands' methods.
     #[must_use]
     pub const fn with(self, other: Self) -> Self {
         Self(self.0 | other.0)
@@ -71,7 +71,7 @@ impl FulfilmentMethods {
         self.0 & other.0 == other.0
     }
 
-    /// The raw bits.
+    /// Returns the raw bits.
     pub const fn bits(self) -> u8 {
         self.0
     }

@@ -231,7 +231,7 @@ pub enum ReserveError {
     LineCode {
         /// Line index.
         line: usize,
-        /// What is wrong.
+        /// The problem with the code.
         error: CodeError,
     },
     /// The channel is not registered.

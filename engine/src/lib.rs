@@ -157,7 +157,7 @@ impl Engine {
         }
     }
 
-    /// The settings the engine was made with.
+    /// Returns the settings the engine was made with.
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
@@ -181,7 +181,7 @@ impl Engine {
         })
     }
 
-    /// The engine's time: the highest `now_ms` it has seen.
+    /// Returns the engine's time: the highest `now_ms` it has seen.
     pub fn now_ms(&self) -> u64 {
         self.clock.high_water_mark()
     }

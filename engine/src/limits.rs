@@ -5,16 +5,16 @@
 /// bytes long and contain no control characters.
 pub const CODE_LEN_MAX: usize = 64;
 
-/// Longest reservation id, in bytes. A reservation id is the client's idempotency key.
+/// Maximum length of a reservation id, in bytes. A reservation id is the client's idempotency key.
 pub const RESERVATION_ID_LEN_MAX: usize = 128;
 
-/// Longest operation id, in bytes, for confirm, release, fulfil, extend and adjustments.
+/// Maximum length of an operation id, in bytes, for confirm, release, fulfil, extend and adjustments.
 pub const OPERATION_ID_LEN_MAX: usize = 128;
 
 /// Largest quantity of one reservation line.
 pub const LINE_QUANTITY_MAX: u32 = 1_000_000_000;
 
-/// Most lines in one reservation. The wire protocol may set a lower limit.
+/// Maximum number of lines in one reservation. The wire protocol may set a lower limit.
 pub const LINES_PER_RESERVATION_MAX: usize = 1_000;
 
 /// Largest count a position counter (on hand, reserved, allocated, safety stock) holds.
@@ -24,8 +24,8 @@ pub const POSITION_UNITS_MAX: u32 = u32::MAX;
 /// Shortest time-to-live of a hold, in milliseconds.
 pub const TTL_MS_MIN: u64 = 1_000;
 
-/// Longest time-to-live of a hold, and the furthest an extend may push a deadline past
-/// now, in milliseconds (7 days).
+/// Maximum time-to-live of a hold, and the maximum time an extend may set a deadline
+/// past now, in milliseconds (7 days).
 pub const TTL_MS_MAX: u64 = 7 * 24 * 60 * 60 * 1_000;
 
 /// Default retention of ended reservations and their operation ids, in milliseconds (24 h).
@@ -43,15 +43,15 @@ pub const ADJUSTMENT_IDS_MAX_DEFAULT: u64 = 10_000_000;
 /// value is reserved as "none").
 pub const CODES_MAX: u32 = u32::MAX - 1;
 
-/// Most positions the engine holds (position indexes are 32-bit, and one value is
+/// Maximum number of positions in the engine (position indexes are 32-bit, and one value is
 /// reserved as "none").
 pub const POSITIONS_MAX: u32 = u32::MAX - 1;
 
-/// Most locations in the filter of one availability request.
+/// Maximum number of locations in the filter of one availability request.
 pub const LOCATIONS_PER_QUERY_MAX: usize = 10_000;
 
 /// Most SKUs in one batch availability request.
 pub const SKUS_PER_QUERY_MAX: usize = 10_000;
 
-/// Most rows in one bulk position load.
+/// Maximum number of rows in one bulk position load.
 pub const LOAD_ROWS_MAX: usize = 50_000_000;

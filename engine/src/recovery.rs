@@ -16,14 +16,14 @@ use crate::wal::storage::Storage;
 use crate::wal::writer::{LogConfig, LogError, LogWriter};
 use crate::{Engine, EngineConfig};
 
-/// What recovery did.
+/// The result of a recovery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Log records replayed.
     pub records_replayed: u64,
     /// Segment files read.
     pub segments: usize,
-    /// Where a torn or damaged tail was cut, and how many bytes it dropped.
+    /// The cut of a torn or damaged tail, with the bytes it dropped.
     pub cut: Option<Cut>,
     /// Holds whose deadline passed while the process was down, expired at open.
     pub holds_expired_at_open: usize,
@@ -123,7 +123,7 @@ impl Engine {
                 check_id("channel", self.catalog.channels.get(&code), channel)
             }
             Record::PositionCreated { position, sku_code, location, .. } => {
-                // The record says the position is new, so skip the lock-free lookup.
+                // The record states that the position is new, so skip the lock-free lookup.
                 let _writer = self.catalog.writer_lock();
                 let created = self
                     .catalog

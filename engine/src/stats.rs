@@ -23,7 +23,7 @@ pub struct Stats {
     pub oversold: u64,
     /// Reservations holding or allocating units.
     pub open_reservations: u64,
-    /// Ended reservations kept to answer retries.
+    /// Ended reservations kept for retries.
     pub ended_reservations_kept: u64,
     /// Ended reservations forgotten after the retention.
     pub forgotten_by_retention: u64,
@@ -35,7 +35,7 @@ pub struct Stats {
     pub retention_achieved_ms: u64,
     /// Holds released by expiry.
     pub holds_expired: u64,
-    /// Expiry events dropped because nobody called `sweep` to collect them.
+    /// Expiry events dropped because `sweep` was not called to collect them.
     pub expiry_events_dropped: u64,
     /// Adjustment operation ids remembered.
     pub adjustment_ids_kept: u64,

@@ -678,7 +678,7 @@ impl Engine {
     // Expiry.
 
     /// Releases the held units of one reservation if its deadline has passed. The
-    /// caller holds the shard lock, which makes the release happen exactly once.
+    /// caller holds the shard lock, and a hold with no held units left is skipped, so the release happens exactly once.
     fn expire_reservation(&self, shard: &mut Shard, slot: u32, now_ms: u64) {
         let reservation = shard.get_mut(slot);
         if reservation.held() == 0 || reservation.deadline_ms > now_ms {
@@ -742,7 +742,7 @@ impl Engine {
         self.expiry.swept_until_ms.fetch_max(now_ms, Ordering::AcqRel);
     }
 
-    /// Releases every hold whose deadline is at or before `now_ms`, forgets ended
+    /// Releases every hold whose deadline is at or before `now_ms`, drops ended
     /// reservations past their retention, and returns the expiries since the last
     /// call, including those that requests triggered on the way. Each hold expires
     /// exactly once. Returns without waiting for the expiries' log records: the
@@ -865,7 +865,7 @@ fn replayed_reserve(reservation: &Reservation) -> ReserveOutcome {
 
 /// Works out how many units each line moves for `units`, checking each quantity
 /// against `available` (units in the state the operation takes). A quantity that
-/// needed units which expiry took is `Expired`, so the loser of that race is told.
+/// needed units which expiry took is `Expired`, so the loser of that race gets that error.
 fn units_to_move(
     reservation: &Reservation,
     units: &Units,

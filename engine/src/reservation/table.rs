@@ -18,7 +18,7 @@ const _: () = assert!(crate::limits::TTL_MS_MAX <= u32::MAX as u64, "a TTL is st
 /// Marks a reservation that is not in the expiry buckets.
 const NOT_IN_EXPIRY: u32 = u32::MAX;
 
-/// The expiry bucket of a deadline: its second, roughly (1,024 ms). Fits 32 bits until
+/// Returns the expiry bucket of a deadline: its second, roughly (1,024 ms). Fits 32 bits until
 /// the year 2109.
 fn bucket_of(deadline_ms: u64) -> u32 {
     (deadline_ms >> EXPIRY_BUCKET_SHIFT).min(u64::from(NOT_IN_EXPIRY - 1)) as u32
@@ -124,7 +124,7 @@ impl Reservation {
         }
     }
 
-    /// The deadline the reserve set, before any extend.
+    /// Returns the deadline the reserve set, before any extend.
     pub(crate) fn first_deadline_ms(&self) -> u64 {
         self.created_ms + u64::from(self.ttl_ms)
     }

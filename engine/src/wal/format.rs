@@ -3,7 +3,7 @@
 //!
 //! All integers are little-endian. A log sequence number (LSN) is the position of a
 //! record's first byte in the log's byte stream, counting record bytes only (segment
-//! headers excluded), so LSN order is write order and the next record's LSN is the
+//! headers excluded). So LSN order is write order, and the next record's LSN is the
 //! previous one's plus its framed length.
 
 use thiserror::Error;

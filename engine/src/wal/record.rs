@@ -1,6 +1,6 @@
 //! Log records: the effects of each change, in on-disk types of the engine's own.
 //!
-//! A record says what changed and to what, not what was asked, so replay sets state
+//! A record describes what changed and to what, not the request, so replay sets state
 //! without checking anything again. Each record carries the engine time of the change.
 //! Payloads are a fixed little-endian layout per type (docs/format.md lists them);
 //! strings are a length (u16) and UTF-8 bytes; lists are a count (u32) and the items.
@@ -36,7 +36,7 @@ pub struct LineMove {
     pub from_allocated: u32,
 }
 
-/// Which operation moved units, and so where they went.
+/// The operation that moved units, which decides where they went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum MoveKind {
@@ -186,7 +186,7 @@ pub enum Record {
 }
 
 impl Record {
-    /// The record type byte written in the record header.
+    /// Returns the record type byte written in the record header.
     pub fn type_byte(&self) -> u8 {
         match self {
             Record::LocationUpserted { .. } => 1,
@@ -202,7 +202,7 @@ impl Record {
         }
     }
 
-    /// The engine time the record carries.
+    /// Returns the engine time the record carries.
     pub fn now_ms(&self) -> u64 {
         match self {
             Record::LocationUpserted { now_ms, .. }
@@ -579,7 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn record_with_unknown_type_or_trailing_bytes_is_rejected() {
+    fn record_decode_rejects_bad_type_and_tail() {
         assert_eq!(Record::decode(99, &[]), Err(RecordError::Field { field: "record type", value: 99 }));
         let mut payload = Record::Expired { now_ms: 8, id: "order-1".into() }.encode();
         payload.push(0);

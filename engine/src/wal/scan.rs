@@ -79,7 +79,7 @@ pub enum ScanError {
     Header {
         /// Segment file name.
         segment: String,
-        /// What is wrong.
+        /// The header problem.
         error: HeaderError,
     },
     /// Segments whose LSNs do not follow each other.
@@ -89,7 +89,7 @@ pub enum ScanError {
         segment: String,
         /// Its base LSN.
         base_lsn: u64,
-        /// Where the previous segment ended.
+        /// The LSN where the previous segment ended.
         expected_lsn: u64,
     },
     /// The visitor refused a record.
@@ -99,7 +99,7 @@ pub enum ScanError {
         segment: String,
         /// The record's LSN.
         lsn: u64,
-        /// What the visitor reported.
+        /// The visitor's reason.
         reason: String,
     },
     /// A file operation failed.
@@ -122,7 +122,7 @@ pub fn scan(
 
     let mut report = ScanReport { end_lsn: segments.first().map_or(0, |(lsn, _)| *lsn), ..ScanReport::default() };
 
-    // Segments are read one at a time, so memory holds one segment, not the whole log.
+    // Segments are read one at a time, so memory contains one segment, not the whole log.
     // Only damage makes the scan read the later segments early, to tell a torn tail
     // from a hole.
     let read = |index: usize| storage.open(&segments[index].1).and_then(|mut file| file.read_all());
@@ -222,7 +222,7 @@ fn written_len(bytes: &[u8]) -> usize {
     bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1)
 }
 
-/// Whether a segment file holds at least one valid record.
+/// Returns whether a segment file contains at least one valid record.
 fn has_valid_record(bytes: &[u8]) -> bool {
     let Ok(header) = SegmentHeader::decode(bytes) else { return false };
     matches!(decode_record(&bytes[SEGMENT_HEADER_LEN..], header.base_lsn), Decoded::Record(_))

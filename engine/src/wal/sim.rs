@@ -57,9 +57,9 @@ impl SimStorage {
         SimStorage::default()
     }
 
-    /// Builds the folder a crash at this moment would leave. `keep_writes` picks, per
-    /// file with unsynced writes, how many of them survive (given their count); a
-    /// survivor past the first `keep_writes` whole ones is cut to `torn_bytes` bytes.
+    /// Builds the folder a crash at this moment would leave. For each file,
+    /// `keep_writes` gets the count of unsynced writes and returns how many survive
+    /// whole and how many bytes of the next one survive (a torn write).
     pub fn crash_image(&self, mut keep_writes: impl FnMut(usize) -> (usize, usize)) -> SimStorage {
         let folder = self.folder.lock().expect("sim folder lock");
         let mut image = Folder::default();

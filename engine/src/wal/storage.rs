@@ -19,7 +19,7 @@ pub trait StorageFile: Send {
     /// change no file size.
     ///
     /// NOTE: on ext4, `posix_fallocate` leaves the blocks marked unwritten, so each
-    /// fdatasync still writes the inode; filling the segment with zeros first measured
+    /// fdatasync still writes the inode. Filling the segment with zeros first measured
     /// about 30% faster syncs (BENCHMARKS.md).
     fn preallocate(&mut self, len: u64) -> io::Result<()>;
 }

@@ -281,7 +281,8 @@ mod writer {
         let stats = log.stats();
         log.shutdown().unwrap();
         assert_eq!(stats.records, (threads * per_thread) as u64);
-        assert!(stats.groups >= 1 && stats.groups <= stats.records, "{stats:?}");
+        assert!(stats.groups >= 1, "{stats:?}");
+        assert!(stats.groups <= stats.records, "{stats:?}");
 
         // Every record is there once, each thread's in its order, across many segments.
         let payloads = read_back(&*storage);

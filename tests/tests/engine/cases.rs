@@ -61,7 +61,7 @@ fn hold_confirm_fulfil_release_returns_rest_once() {
     assert_eq!(released.moved.as_slice(), &[3]);
     assert_eq!(released.state, ReservationState::Fulfilled);
 
-    // The retry answers the first outcome and returns nothing twice.
+    // The retry returns the first outcome and returns no unit twice.
     assert!(engine.release(&release, T0_MS).unwrap().replayed);
     let position = engine.availability("SKU", "L0", None, T0_MS).unwrap();
     assert_eq!(position.on_hand, 13);
@@ -133,7 +133,7 @@ fn expired_hold_frees_atp_before_sweep() {
     assert_eq!(atp(&engine, "SKU", "L0", T0_MS + 60_000), 4);
     assert!(engine.reserve(&reserve_one("order-2", "SKU", "L0", 4), T0_MS + 60_000).unwrap().held_all());
 
-    // The expiry happened exactly once, and the confirm that came too late is told.
+    // The expiry happened exactly once, and the confirm that came too late gets `Expired`.
     let events = engine.sweep(T0_MS + 120_000);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].reservation_id, "order-1");

@@ -258,8 +258,8 @@ mod crash_points {
     }
 
     /// Clears the close time of reservations that closed at or after their deadline,
-    /// which an expiry may have done. An expiry that a sweep made is acknowledged to
-    /// nobody, so its record may be lost in a crash; recovery then expires the hold
+    /// which an expiry may have done. An expiry that a sweep made is not acknowledged
+    /// to any client, so its record may be lost in a crash. Recovery then expires the hold
     /// again at open, with the same effect but a later close time.
     fn comparable(
         (positions, mut reservations): (Vec<PositionAvailability>, Vec<Option<ReservationView>>),
