@@ -62,3 +62,46 @@ pub fn seed(test: &str, default: u64) -> u64 {
     eprintln!("{test}: seed {seed} (replay with PROMESA_TEST_SEED={seed})");
     seed
 }
+
+/// A log folder on the real file system that moves deleted log segments to an archive
+/// folder instead of removing them, so that a test can still read the whole log after
+/// snapshots deleted its oldest segments.
+pub struct ArchivingStorage {
+    inner: promesa_engine::wal::storage::FsStorage,
+    dir: std::path::PathBuf,
+    archive: std::path::PathBuf,
+}
+
+impl ArchivingStorage {
+    /// Uses `dir` for the log and `archive` for deleted segments, creating both.
+    pub fn new(dir: &std::path::Path, archive: &std::path::Path) -> std::io::Result<Self> {
+        let inner = promesa_engine::wal::storage::FsStorage::new(dir)?;
+        std::fs::create_dir_all(archive)?;
+        Ok(ArchivingStorage { inner, dir: dir.to_owned(), archive: archive.to_owned() })
+    }
+}
+
+impl promesa_engine::wal::storage::Storage for ArchivingStorage {
+    fn list(&self) -> std::io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn open(&self, name: &str) -> std::io::Result<Box<dyn promesa_engine::wal::storage::StorageFile>> {
+        self.inner.open(name)
+    }
+    fn create(&self, name: &str) -> std::io::Result<Box<dyn promesa_engine::wal::storage::StorageFile>> {
+        self.inner.create(name)
+    }
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        if name.ends_with(".log") {
+            std::fs::rename(self.dir.join(name), self.archive.join(name))
+        } else {
+            self.inner.remove(name)
+        }
+    }
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self) -> std::io::Result<()> {
+        self.inner.sync_dir()
+    }
+}

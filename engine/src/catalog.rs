@@ -5,7 +5,7 @@
 //! the few changes that add entries (a new code, a new position, a location upsert).
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -13,7 +13,7 @@ use crate::chunked::{ChunkElement, ChunkedVec};
 use crate::code_index::{CodeIndex, GrowableTable};
 use crate::error::CodeError;
 use crate::journal::Journal;
-use crate::position::Position;
+use crate::position::{Position, PositionGuard};
 use crate::wal::record::Record;
 
 /// Index meaning "no position" in position links.
@@ -37,6 +37,19 @@ pub enum LocationKind {
     DarkStore = 2,
     /// A vendor that ships its own stock to the customer.
     DropShipVendor = 3,
+}
+
+impl LocationKind {
+    /// Returns the kind with this number, if there is one.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(LocationKind::Warehouse),
+            1 => Some(LocationKind::Store),
+            2 => Some(LocationKind::DarkStore),
+            3 => Some(LocationKind::DropShipVendor),
+            _ => None,
+        }
+    }
 }
 
 /// The fulfilment methods a location offers, as a bit set.
@@ -149,6 +162,10 @@ unsafe impl ChunkElement for Sku {
 unsafe impl ChunkElement for AtomicU32 {
     const ALL_ZEROS_IS_DEFAULT: bool = true;
 }
+// SAFETY: all-zero bytes are an AtomicU64 of 0, its default.
+unsafe impl ChunkElement for AtomicU64 {
+    const ALL_ZEROS_IS_DEFAULT: bool = true;
+}
 
 /// Locations, channels, SKUs and positions.
 pub(crate) struct Catalog {
@@ -159,6 +176,9 @@ pub(crate) struct Catalog {
     pub skus: CodeIndex,
     sku_records: ChunkedVec<Sku>,
     positions: ChunkedVec<Position>,
+    /// Per position, the LSN just past the last log record applied to it (see
+    /// `PositionGuard`). Kept apart so that a position stays 32 bytes.
+    position_lsns: ChunkedVec<AtomicU64>,
     /// Next position of the same SKU, `NO_POSITION` at the end of the list.
     next_position: ChunkedVec<AtomicU32>,
     /// (SKU id, location id) to position index.
@@ -177,6 +197,7 @@ impl Catalog {
             skus: CodeIndex::with_capacity(expected_skus),
             sku_records: ChunkedVec::new(),
             positions: ChunkedVec::new(),
+            position_lsns: ChunkedVec::new(),
             next_position: ChunkedVec::new(),
             position_table: GrowableTable::with_entries(expected_positions),
             position_hasher: foldhash::fast::RandomState::default(),
@@ -301,6 +322,18 @@ impl Catalog {
         self.positions.get(index as usize).expect("position indexes come from the catalog")
     }
 
+    /// Returns a position's LSN stamp.
+    #[inline]
+    pub(crate) fn position_lsn(&self, index: u32) -> &AtomicU64 {
+        self.position_lsns.get(index as usize).expect("position indexes come from the catalog")
+    }
+
+    /// Claims a position for writing (see `Position::lock`).
+    #[inline]
+    pub(crate) fn lock_position<'a>(&'a self, index: u32, shortage_count: &'a AtomicI64) -> PositionGuard<'a> {
+        self.position(index).lock(shortage_count, self.position_lsn(index))
+    }
+
     /// Calls `visit` with every position of `sku`, in the order they were created.
     pub(crate) fn for_each_position(&self, sku: u32, mut visit: impl FnMut(u32, &Position)) {
         let Some(record) = self.sku_records.get(sku as usize) else { return };
@@ -337,16 +370,33 @@ impl Catalog {
         journal: &Journal,
         now_ms: u64,
     ) -> Result<u32, crate::error::StockError> {
+        let sku = self.intern_sku_locked(sku_code)?;
+        if let Some(index) = self.find_position(sku, location) {
+            return Ok(index);
+        }
+        let index = self.create_position_locked(sku, location)?;
+
+        // Logged under the writer lock, so replay creates SKUs and positions in the
+        // same order and gets the same ids.
+        journal.append(|| Record::PositionCreated { now_ms, position: index, sku_code: sku_code.to_owned(), location });
+        Ok(index)
+    }
+
+    /// Interns a SKU code, adding its record if it is new. The caller holds the writer
+    /// lock.
+    pub(crate) fn intern_sku_locked(&self, sku_code: &str) -> Result<u32, crate::error::StockError> {
         let (sku, new_sku) = self.skus.intern(sku_code).ok_or(crate::error::StockError::TooManySkus)?;
         if new_sku {
             self.sku_records
                 .push_with(|record| record.first_position.store(NO_POSITION, Ordering::Relaxed))
                 .expect("SKU ids and records grow together");
         }
-        if let Some(index) = self.find_position(sku, location) {
-            return Ok(index);
-        }
+        Ok(sku)
+    }
 
+    /// Adds the position of (`sku`, `location`), which must not exist, and returns its
+    /// index. The caller holds the writer lock.
+    pub(crate) fn create_position_locked(&self, sku: u32, location: u32) -> Result<u32, crate::error::StockError> {
         let count = self.positions.len();
         if count >= crate::limits::POSITIONS_MAX as usize {
             return Err(crate::error::StockError::TooManyPositions);
@@ -357,6 +407,7 @@ impl Catalog {
         self.next_position
             .push_with(|next| next.store(NO_POSITION, Ordering::Relaxed))
             .expect("positions and links grow together");
+        self.position_lsns.push_with(|_| {}).expect("positions and stamps grow together");
 
         // Publish: first in the (SKU, location) table, then at the end of the SKU's list.
         self.position_table.load().insert(self.position_hash(sku, location), index);
@@ -370,10 +421,6 @@ impl Catalog {
             link = self.next_position.get(next as usize).expect("linked position exists");
         }
         link.store(index, Ordering::Release);
-
-        // Logged under the writer lock, so replay creates SKUs and positions in the
-        // same order and gets the same ids.
-        journal.append(|| Record::PositionCreated { now_ms, position: index, sku_code: sku_code.to_owned(), location });
         Ok(index)
     }
 
@@ -389,6 +436,14 @@ impl Catalog {
         self.position_table.reserve(positions, |index| self.rehash_position(index));
     }
 
+    pub(crate) fn channel_count(&self) -> usize {
+        self.channel_records.len()
+    }
+
+    pub(crate) fn sku_count(&self) -> usize {
+        self.sku_records.len()
+    }
+
     pub(crate) fn position_count(&self) -> usize {
         self.positions.len()
     }
@@ -396,6 +451,7 @@ impl Catalog {
     /// Bytes used by positions and the indexes that find them, excluding code strings.
     pub(crate) fn position_bytes(&self) -> usize {
         self.positions.allocated_bytes()
+            + self.position_lsns.allocated_bytes()
             + self.next_position.allocated_bytes()
             + self.position_table.allocated_bytes()
             + self.sku_records.allocated_bytes()

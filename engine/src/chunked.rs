@@ -173,11 +173,6 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
 
-    // SAFETY: an all-zero AtomicU64 is 0, its default.
-    unsafe impl ChunkElement for AtomicU64 {
-        const ALL_ZEROS_IS_DEFAULT: bool = true;
-    }
-
     #[test]
     fn locate_maps_chunk_boundaries() {
         assert_eq!(locate(0), (0, 0));

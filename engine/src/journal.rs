@@ -16,6 +16,15 @@ thread_local! {
     static ACK_LSN: Cell<u64> = const { Cell::new(0) };
     /// Whether an append of the current request failed.
     static APPEND_FAILED: Cell<bool> = const { Cell::new(false) };
+    /// Records this thread appended, and the LSN just past the last one; position
+    /// guards stamp that LSN when the count moved while they were held.
+    static APPENDED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Returns how many records this thread appended, and the LSN just past the last one.
+#[inline]
+pub(crate) fn appended() -> (u64, u64) {
+    APPENDED.with(Cell::get)
 }
 
 /// The write-ahead log an engine writes to, if any.
@@ -49,6 +58,7 @@ impl Journal {
         match log.append(record.type_byte(), record.encode()) {
             Ok(end_lsn) => {
                 self.depend_on(end_lsn);
+                APPENDED.with(|appended| appended.set((appended.get().0 + 1, end_lsn)));
                 end_lsn
             }
             Err(_) => {

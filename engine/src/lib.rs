@@ -36,6 +36,7 @@ pub mod limits;
 mod position;
 mod recovery;
 mod reservation;
+pub mod snapshot;
 mod stats;
 mod stock;
 pub mod wal;
@@ -126,6 +127,8 @@ pub struct Engine {
     adjustments: AdjustmentLedger,
     counters: Counters,
     journal: Journal,
+    /// Set for an engine opened on a log.
+    snapshots: Option<snapshot::Snapshots>,
 }
 
 impl Default for Engine {
@@ -154,6 +157,7 @@ impl Engine {
             adjustments,
             counters: Counters::default(),
             journal: Journal::default(),
+            snapshots: None,
         }
     }
 

@@ -7,7 +7,7 @@
 //! so every read sees the counters of one moment. Writers touching several positions
 //! claim them in index order, so two writers never wait on each other in a cycle.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering, fence};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
 
 /// One position's counters. All quantities are units; `hold_deadline_floor_s` is a
 /// lower bound, in seconds since the Unix epoch, of the deadlines of holds counted in
@@ -113,10 +113,29 @@ impl Position {
         }
     }
 
-    /// Claims the position for writing; the guard releases it on drop and keeps
-    /// `shortage_count` (positions whose reserved + allocated exceeds on hand) current.
+    /// Reads the counters and the position's LSN stamp (see `PositionGuard`) of one
+    /// moment, without blocking writers.
+    pub(crate) fn read_stamped(&self, lsn: &AtomicU64) -> (Counters, u64) {
+        let mut spins = 0u32;
+        loop {
+            let before = self.version.load(Ordering::Acquire);
+            if before & 1 == 0 {
+                let counters = self.load_counters();
+                let stamp = lsn.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.version.load(Ordering::Relaxed) == before {
+                    return (counters, stamp);
+                }
+            }
+            backoff(&mut spins);
+        }
+    }
+
+    /// Claims the position for writing; the guard releases it on drop, keeps
+    /// `shortage_count` (positions whose reserved + allocated exceeds on hand) current,
+    /// and stamps `lsn` (the position's slot in the catalog's LSN stamps).
     #[inline]
-    pub(crate) fn lock<'a>(&'a self, shortage_count: &'a AtomicI64) -> PositionGuard<'a> {
+    pub(crate) fn lock<'a>(&'a self, shortage_count: &'a AtomicI64, lsn: &'a AtomicU64) -> PositionGuard<'a> {
         let mut spins = 0u32;
         loop {
             let version = self.version.load(Ordering::Relaxed);
@@ -129,7 +148,16 @@ impl Position {
                 // Stores to the counters must not become visible before the odd version.
                 fence(Ordering::Release);
                 let counters = self.load_counters();
-                return PositionGuard { position: self, version, counters, original: counters, shortage_count };
+                return PositionGuard {
+                    position: self,
+                    version,
+                    counters,
+                    original: counters,
+                    shortage_count,
+                    lsn,
+                    appended_at_lock: crate::journal::appended().0,
+                    replayed_lsn: 0,
+                };
             }
             backoff(&mut spins);
         }
@@ -149,6 +177,13 @@ fn backoff(spins: &mut u32) {
 
 /// Exclusive access to one position. Changes are made on `counters` and written back
 /// when the guard drops, together with the new version.
+///
+/// On drop, if this thread appended a log record while holding the guard, the guard
+/// stores the LSN just past that record in the position's stamp. Every record that
+/// touches a position is appended under its lock, so a stamp of `s` means: every
+/// record touching this position that ends at or below `s` is in its counters. A
+/// snapshot keeps the stamp, and recovery replays onto the position only the records
+/// that end above it.
 pub(crate) struct PositionGuard<'a> {
     position: &'a Position,
     version: u32,
@@ -156,6 +191,11 @@ pub(crate) struct PositionGuard<'a> {
     pub counters: Counters,
     original: Counters,
     shortage_count: &'a AtomicI64,
+    lsn: &'a AtomicU64,
+    /// How many records this thread had appended when the guard was taken.
+    appended_at_lock: u64,
+    /// At replay, the LSN just past the record being applied.
+    pub replayed_lsn: u64,
 }
 
 impl PositionGuard<'_> {
@@ -184,6 +224,11 @@ impl Drop for PositionGuard<'_> {
             position.allocated.store(new.allocated, Ordering::Relaxed);
             position.safety_stock.store(new.safety_stock, Ordering::Relaxed);
             position.hold_deadline_floor_s.store(new.hold_deadline_floor_s, Ordering::Relaxed);
+        }
+        let (appended, appended_lsn) = crate::journal::appended();
+        let stamp = if appended != self.appended_at_lock { appended_lsn } else { self.replayed_lsn };
+        if stamp != 0 {
+            self.lsn.store(stamp, Ordering::Relaxed);
         }
         position.version.store(self.version.wrapping_add(2), Ordering::Release);
     }
@@ -224,17 +269,20 @@ mod tests {
     fn guard_writes_back_and_bumps_version() {
         let position = Position::default();
         let shortage = AtomicI64::new(0);
+        let lsn = AtomicU64::new(0);
         position.init(1, 2);
         {
-            let mut guard = position.lock(&shortage);
+            let mut guard = position.lock(&shortage, &lsn);
             guard.counters.on_hand = 3;
             guard.counters.reserved = 4;
         }
         assert_eq!(shortage.load(Ordering::Relaxed), 1);
         {
-            let mut guard = position.lock(&shortage);
+            let mut guard = position.lock(&shortage, &lsn);
             guard.counters.on_hand = 9;
+            guard.replayed_lsn = 77;
         }
+        assert_eq!(position.read_stamped(&lsn), (position.read(), 77));
         assert_eq!(shortage.load(Ordering::Relaxed), 0);
         assert_eq!(position.read().on_hand, 9);
         assert_eq!(position.read().reserved, 4);

@@ -1,6 +1,6 @@
-//! Opening a durable engine: replay the write-ahead log into a fresh engine, cut a torn
-//! tail, attach the log writer, and expire the holds whose deadline passed while the
-//! process was down.
+//! Opening a durable engine: load the newest valid snapshot, replay the write-ahead log
+//! after it, cut a torn tail, attach the log writer, and expire the holds whose
+//! deadline passed while the process was down.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,9 @@ use thiserror::Error;
 
 use crate::catalog::{FulfilmentMethods, LocationKind, LocationSpec};
 use crate::journal::Journal;
-use crate::reservation::replay::ReservedFields;
+use crate::reservation::replay::{ReplayedOperation, ReservedFields};
+use crate::snapshot::Snapshots;
+use crate::snapshot::image::ImageError;
 use crate::wal::record::Record;
 use crate::wal::scan::{Cut, ScanError, ScanOptions, scan};
 use crate::wal::storage::Storage;
@@ -19,6 +21,12 @@ use crate::{Engine, EngineConfig};
 /// The result of a recovery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// The snapshot loaded, if any.
+    pub snapshot: Option<String>,
+    /// Newer snapshots that failed their checks and were skipped, with the reason.
+    pub snapshots_skipped: Vec<(String, ImageError)>,
+    /// Time to load the snapshot.
+    pub snapshot_elapsed: Duration,
     /// Log records replayed.
     pub records_replayed: u64,
     /// Segment files read.
@@ -46,6 +54,36 @@ pub enum RecoveryError {
     /// Writing the expiries found at open failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A snapshot passed its checks but could not be restored.
+    #[error("snapshot {file} cannot be restored: {reason}")]
+    Snapshot {
+        /// The snapshot file.
+        file: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The log ends before the last change the snapshot holds, so records are missing.
+    #[error(
+        "the log ends at LSN {log_end_lsn}, before LSN {snapshot_end_lsn} that snapshot {file} depends on; \
+         log segments are missing or were truncated"
+    )]
+    LogBehindSnapshot {
+        /// The snapshot file.
+        file: String,
+        /// Where the log ends.
+        log_end_lsn: u64,
+        /// Where the log must reach.
+        snapshot_end_lsn: u64,
+    },
+}
+
+/// Which parts of a record a snapshot already holds, beyond the per-object LSNs.
+#[derive(Clone, Copy, Default)]
+struct ReplayFilter {
+    /// Catalog records ending at or below it are in the snapshot.
+    catalog_lsn: u64,
+    /// Below it, a record may name a reservation the snapshot forgot.
+    reservations_lsn: u64,
 }
 
 impl Engine {
@@ -62,11 +100,45 @@ impl Engine {
         let started = Instant::now();
         let mut engine = Engine::new(config);
 
-        let scan_report = scan(&*storage, 0, scan_options, |record| {
+        crate::snapshot::remove_temporary_files(&*storage)?;
+        let (loaded, snapshots_skipped) = crate::snapshot::load_newest(&*storage)?;
+        let mut filter = ReplayFilter::default();
+        let mut from_lsn = 0;
+        let mut snapshot_end_lsn = 0;
+        let snapshot = match &loaded {
+            Some((bytes, file)) => {
+                let image = crate::snapshot::image::access(bytes).expect("validated when loaded");
+                engine.restore_image(image).map_err(|reason| RecoveryError::Snapshot { file: file.clone(), reason })?;
+                filter = ReplayFilter {
+                    catalog_lsn: image.catalog_lsn.to_native(),
+                    reservations_lsn: image.reservations_lsn.to_native(),
+                };
+                from_lsn = image.start_lsn.to_native();
+                snapshot_end_lsn = image.end_lsn.to_native();
+                Some(file.clone())
+            }
+            None => None,
+        };
+        drop(loaded);
+        let snapshot_elapsed = started.elapsed();
+
+        let scan_report = scan(&*storage, from_lsn, scan_options, |record| {
+            let end_lsn = record.lsn + record.framed_len() as u64;
             let record = Record::decode(record.record_type, record.payload).map_err(|error| error.to_string())?;
-            engine.replay(record)
+            engine.replay(record, end_lsn, filter)
         })?;
-        engine.journal = Journal::new(Some(LogWriter::open(storage, scan_report.end_lsn, log_config)?));
+        if let Some(file) = &snapshot
+            && scan_report.end_lsn < snapshot_end_lsn
+        {
+            return Err(RecoveryError::LogBehindSnapshot {
+                file: file.clone(),
+                log_end_lsn: scan_report.end_lsn,
+                snapshot_end_lsn,
+            });
+        }
+        engine.journal =
+            Journal::new(Some(LogWriter::open(Arc::clone(&storage), scan_report.end_lsn, log_config.clone())?));
+        engine.snapshots = Some(Snapshots::new(storage, log_config.snapshot, from_lsn));
 
         // Holds that expired while the process was down, logged like any expiry.
         engine.journal.begin()?;
@@ -74,6 +146,9 @@ impl Engine {
         engine.journal.acknowledge()?;
 
         let report = RecoveryReport {
+            snapshot,
+            snapshots_skipped,
+            snapshot_elapsed,
             records_replayed: scan_report.records,
             segments: scan_report.segments,
             cut: scan_report.cut,
@@ -81,6 +156,24 @@ impl Engine {
             end_lsn: scan_report.end_lsn,
             elapsed: started.elapsed(),
         };
+        if let Some(cut) = &report.cut {
+            tracing::warn!(
+                segment = %cut.segment,
+                offset = cut.offset,
+                dropped_bytes = cut.dropped_bytes,
+                hole = cut.hole,
+                "cut the log's damaged tail"
+            );
+        }
+        tracing::info!(
+            snapshot = report.snapshot.as_deref().unwrap_or("none"),
+            snapshots_skipped = report.snapshots_skipped.len(),
+            records_replayed = report.records_replayed,
+            bytes_dropped = report.cut.as_ref().map_or(0, |cut| cut.dropped_bytes),
+            holds_expired_at_open,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "recovered"
+        );
         Ok((engine, report))
     }
 
@@ -89,27 +182,39 @@ impl Engine {
         self.journal.log().map(LogWriter::stats)
     }
 
-    /// Stops the log writer after writing and syncing everything queued.
-    pub fn close(mut self) -> Result<(), LogError> {
+    /// Shuts down cleanly: writes a snapshot (unless the policy turns it off), then
+    /// stops the log writer after writing and syncing everything queued.
+    pub fn close(mut self) -> Result<(), crate::snapshot::SnapshotError> {
+        if self.snapshot_on_close() {
+            self.snapshot()?;
+        }
         match self.journal.take_log() {
-            Some(log) => log.shutdown(),
+            Some(log) => Ok(log.shutdown()?),
             None => Ok(()),
         }
     }
 
-    /// Applies one log record's effect.
-    fn replay(&self, record: Record) -> Result<(), String> {
+    /// Applies one log record's effect to the objects that do not reflect it yet.
+    fn replay(&self, record: Record, end_lsn: u64, filter: ReplayFilter) -> Result<(), String> {
         let now_ms = self.clock.observe(record.now_ms());
         let disabled = Journal::default();
+        let in_snapshot_catalog = end_lsn <= filter.catalog_lsn;
+        let operation = |id, op_id, fingerprint| ReplayedOperation {
+            now_ms,
+            id,
+            op_id,
+            fingerprint,
+            end_lsn,
+            reservations_lsn: filter.reservations_lsn,
+        };
         match record {
+            Record::LocationUpserted { .. } | Record::ChannelUpserted { .. } | Record::PositionCreated { .. }
+                if in_snapshot_catalog =>
+            {
+                Ok(())
+            }
             Record::LocationUpserted { location, code, kind, lat, lon, methods, daily_capacity, active, .. } => {
-                let kind = match kind {
-                    0 => LocationKind::Warehouse,
-                    1 => LocationKind::Store,
-                    2 => LocationKind::DarkStore,
-                    3 => LocationKind::DropShipVendor,
-                    other => return Err(format!("location kind {other} is not known")),
-                };
+                let kind = LocationKind::from_code(kind).ok_or_else(|| format!("location kind {kind} is not known"))?;
                 let methods = FulfilmentMethods::from_bits(methods)
                     .ok_or_else(|| format!("methods {methods:#x} are not known"))?;
                 let spec = LocationSpec { code, kind, lat, lon, methods, daily_capacity, active };
@@ -132,13 +237,13 @@ impl Engine {
                 check_id("position", Some(created), position)
             }
             Record::OnHandSet { position, on_hand, .. } => {
-                self.replay_position(position, |counters| counters.on_hand = on_hand)
+                self.replay_position(position, end_lsn, |counters| counters.on_hand = on_hand)
             }
             Record::SafetyStockSet { position, units, .. } => {
-                self.replay_position(position, |counters| counters.safety_stock = units)
+                self.replay_position(position, end_lsn, |counters| counters.safety_stock = units)
             }
             Record::Adjusted { position, previous, on_hand, in_shortage, op_id, fingerprint, .. } => {
-                self.replay_position(position, |counters| counters.on_hand = on_hand)?;
+                self.replay_position(position, end_lsn, |counters| counters.on_hand = on_hand)?;
                 let change = crate::StockChange {
                     previous,
                     on_hand,
@@ -146,36 +251,33 @@ impl Engine {
                     in_shortage,
                     replayed: false,
                 };
-                self.replay_adjustment(&op_id, fingerprint, change, now_ms);
+                self.replay_adjustment(&op_id, fingerprint, change, end_lsn, now_ms);
                 Ok(())
             }
             Record::Reserved { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved } => self
-                .replay_reserved(ReservedFields {
-                    now_ms,
-                    id,
-                    fingerprint,
-                    channel,
-                    policy,
-                    ttl_ms,
-                    lines,
-                    unresolved,
-                }),
+                .replay_reserved(
+                    ReservedFields { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved },
+                    end_lsn,
+                ),
             Record::Moved { id, op_id, fingerprint, kind, lines, .. } => {
-                self.replay_moved(now_ms, &id, &op_id, fingerprint, kind, &lines)
+                self.replay_moved(operation(&id, &op_id, fingerprint), kind, &lines)
             }
             Record::Extended { id, op_id, fingerprint, deadline_ms, .. } => {
-                self.replay_extended(now_ms, &id, &op_id, fingerprint, deadline_ms)
+                self.replay_extended(operation(&id, &op_id, fingerprint), deadline_ms)
             }
-            Record::Expired { id, .. } => self.replay_expired(now_ms, &id),
+            Record::Expired { id, .. } => self.replay_expired(operation(&id, "", 0)),
         }
     }
 
-    fn replay_position(&self, index: u32, change: impl FnOnce(&mut crate::position::Counters)) -> Result<(), String> {
-        if index as usize >= self.catalog.position_count() {
-            return Err(format!("position {index} does not exist"));
+    fn replay_position(
+        &self,
+        index: u32,
+        end_lsn: u64,
+        change: impl FnOnce(&mut crate::position::Counters),
+    ) -> Result<(), String> {
+        if let Some(mut guard) = self.position_for_replay(index, end_lsn)? {
+            change(&mut guard.counters);
         }
-        let mut guard = self.catalog.position(index).lock(&self.counters.positions_in_shortage);
-        change(&mut guard.counters);
         Ok(())
     }
 }

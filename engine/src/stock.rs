@@ -277,10 +277,63 @@ impl Engine {
         Ok(change)
     }
 
-    /// Remembers a replayed adjustment's operation id and outcome.
-    pub(crate) fn replay_adjustment(&self, op_id: &str, fingerprint: u64, change: StockChange, now_ms: u64) {
+    /// Remembers a replayed adjustment's operation id and outcome, unless a snapshot
+    /// already holds that id.
+    pub(crate) fn replay_adjustment(
+        &self,
+        op_id: &str,
+        fingerprint: u64,
+        change: StockChange,
+        end_lsn: u64,
+        now_ms: u64,
+    ) {
         let mut ledger = self.adjustments.shard(op_id).lock();
-        self.record_adjustment(&mut ledger, op_id, fingerprint, change, 0, now_ms);
+        self.trim_adjustments(&mut ledger, now_ms);
+        if !ledger.entries.contains_key(op_id) {
+            self.record_adjustment(&mut ledger, op_id, fingerprint, change, end_lsn, now_ms);
+        }
+    }
+
+    /// Copies the remembered adjustments, one ledger shard lock at a time.
+    pub(crate) fn adjustment_images(&self) -> Vec<crate::snapshot::image::AdjustmentImage> {
+        let mut images = Vec::new();
+        for shard in self.adjustments.shards.iter() {
+            let ledger = shard.lock();
+            for (recorded_ms, op_id) in &ledger.order {
+                let Some((fingerprint, change, lsn)) = ledger.entries.get(op_id) else { continue };
+                images.push(crate::snapshot::image::AdjustmentImage {
+                    op_id: op_id.to_string(),
+                    fingerprint: *fingerprint,
+                    previous: change.previous,
+                    on_hand: change.on_hand,
+                    delta: change.delta,
+                    in_shortage: change.in_shortage,
+                    lsn: *lsn,
+                    recorded_ms: *recorded_ms,
+                });
+            }
+        }
+        images
+    }
+
+    /// Restores remembered adjustments from a snapshot, in the order they were recorded.
+    pub(crate) fn restore_adjustments(&self, images: &[crate::snapshot::image::ArchivedAdjustmentImage]) {
+        let mut sorted: Vec<_> = images.iter().collect();
+        sorted.sort_by_key(|image| image.recorded_ms.to_native());
+        for image in sorted {
+            let op_id = image.op_id.as_str();
+            let mut ledger = self.adjustments.shard(op_id).lock();
+            let change = StockChange {
+                previous: image.previous.to_native(),
+                on_hand: image.on_hand.to_native(),
+                delta: image.delta.to_native(),
+                in_shortage: image.in_shortage,
+                replayed: false,
+            };
+            let op_id = CompactString::new(op_id);
+            ledger.entries.insert(op_id.clone(), (image.fingerprint.to_native(), change, image.lsn.to_native()));
+            ledger.order.push_back((image.recorded_ms.to_native(), op_id));
+        }
     }
 
     /// Remembers an adjustment's operation id and first outcome.

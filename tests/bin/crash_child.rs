@@ -5,7 +5,9 @@
 //! Usage: `promesa-crash-child <data-folder> <seed> <threads> <segment-bytes>`
 //!
 //! The write-ahead log goes to `<data-folder>/wal`, in segments of `<segment-bytes>`,
-//! and is synced before each acknowledgement (`Durability::Sync`). Every request is
+//! and is synced before each acknowledgement (`Durability::Sync`). A snapshot is taken
+//! every `SNAPSHOT_LOG_BYTES` of log while the workers run; the segments it deletes
+//! move to `<data-folder>/wal-archive`, so the test can still read the whole log. Every request is
 //! written to `<data-folder>/acks-<seed>.tsv` twice: an `intent` line before the
 //! engine call, and an `ack` line after the call returned success. A line is one
 //! `write` of tab-separated fields:
@@ -47,14 +49,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use promesa_engine::snapshot::{SnapshotPolicy, SnapshotScheduler};
 use promesa_engine::wal::scan::ScanOptions;
-use promesa_engine::wal::storage::FsStorage;
 use promesa_engine::wal::writer::LogConfig;
 use promesa_engine::{
     ConfirmRequest, Engine, EngineConfig, LineQuantity, Policy, ReleaseFrom, ReleaseRequest, ReserveLine,
     ReserveRequest, Units,
 };
-use promesa_tests::{T0_MS, warehouse};
+use promesa_tests::{ArchivingStorage, T0_MS, warehouse};
 
 const SKUS: [&str; 3] = ["HOT-A", "HOT-B", "HOT-C"];
 const LOCATIONS: [&str; 2] = ["L0", "L1"];
@@ -81,6 +83,9 @@ const REQUESTS_PER_THREAD_MAX: u64 = 1_000_000;
 /// parent died does not run on.
 const RUN_TIME_MAX: Duration = Duration::from_secs(120);
 const THREADS_MAX: usize = 16;
+/// Log growth between snapshots: a few segments, so that snapshots run, and delete
+/// segments, while the workers run and when the child is killed.
+const SNAPSHOT_LOG_BYTES: u64 = 6 * 1_024;
 
 fn main() -> ExitCode {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
@@ -98,7 +103,16 @@ fn main() -> ExitCode {
         eprintln!("invalid thread count {threads}: expected 1 to {THREADS_MAX}");
         return ExitCode::from(2);
     }
-    let log_config = LogConfig { segment_bytes_max: segment_bytes, ..LogConfig::default() };
+    let log_config = LogConfig {
+        segment_bytes_max: segment_bytes,
+        snapshot: SnapshotPolicy {
+            interval_ms: 0,
+            log_bytes: SNAPSHOT_LOG_BYTES,
+            on_close: true,
+            check_interval_ms: 1,
+        },
+        ..LogConfig::default()
+    };
     match run(Path::new(folder), seed, threads, log_config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -109,17 +123,20 @@ fn main() -> ExitCode {
 }
 
 fn run(folder: &Path, seed: u64, threads: usize, log_config: LogConfig) -> Result<(), String> {
-    let storage =
-        FsStorage::new(folder.join("wal")).map_err(|error| format!("failed to create the log folder: {error}"))?;
+    let storage = ArchivingStorage::new(&folder.join("wal"), &folder.join("wal-archive"))
+        .map_err(|error| format!("failed to create the log folder: {error}"))?;
     let (engine, report) =
         Engine::open(EngineConfig::default(), Arc::new(storage), log_config, ScanOptions::default(), T0_MS)
             .map_err(|error| format!("recovery failed: {error}"))?;
+    let engine = Arc::new(engine);
     let acks = AckFile::create(&folder.join(format!("acks-{seed}.tsv")))?;
     let clock = StepClock { base_ms: engine.now_ms().max(T0_MS) + 1, steps: AtomicU64::new(0) };
 
-    if report.records_replayed == 0 {
+    if report.snapshot.is_none() && report.records_replayed == 0 {
         set_up(&engine, &acks, &clock)?;
     }
+    let snapshots = SnapshotScheduler::start(Arc::clone(&engine))
+        .map_err(|error| format!("failed to start the snapshot thread: {error}"))?;
 
     let stop_at = Instant::now() + RUN_TIME_MAX;
     let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
@@ -132,6 +149,8 @@ fn run(folder: &Path, seed: u64, threads: usize, log_config: LogConfig) -> Resul
         workers.into_iter().map(|worker| worker.join().unwrap_or_else(|_| Err("a worker panicked".into()))).collect()
     });
     results.into_iter().collect::<Result<Vec<()>, String>>()?;
+    snapshots.stop();
+    let engine = Arc::into_inner(engine).ok_or("the engine is still shared after the workers stopped")?;
     engine.close().map_err(|error| format!("closing the log failed: {error}"))
 }
 

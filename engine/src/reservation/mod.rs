@@ -10,6 +10,7 @@
 //! never count an expired hold. Operations on one reservation expire its own hold
 //! under the shard lock, so a confirm racing with expiry has exactly one winner.
 
+mod image;
 pub(crate) mod replay;
 mod slots;
 mod table;
@@ -115,7 +116,7 @@ fn operation_fingerprint(kind: u8, units: &Units, extra: u64) -> u64 {
 /// Locks the positions in `indexes` (sorted, without duplicates).
 fn lock_positions<'e>(engine: &'e Engine, indexes: &[u32]) -> Guards<'e> {
     debug_assert!(indexes.windows(2).all(|pair| pair[0] < pair[1]));
-    indexes.iter().map(|&index| engine.catalog.position(index).lock(&engine.counters.positions_in_shortage)).collect()
+    indexes.iter().map(|&index| engine.catalog.lock_position(index, &engine.counters.positions_in_shortage)).collect()
 }
 
 fn sorted_unique(mut indexes: SmallVec<[u32; 4]>) -> SmallVec<[u32; 4]> {
@@ -316,7 +317,7 @@ impl Engine {
     /// read at the same time would.
     pub(crate) fn lock_position_current(&self, index: u32, now_ms: u64) -> PositionGuard<'_> {
         loop {
-            let guard = self.catalog.position(index).lock(&self.counters.positions_in_shortage);
+            let guard = self.catalog.lock_position(index, &self.counters.positions_in_shortage);
             if now_ms <= self.swept_until_ms() || !guard.counters.may_hold_expired(now_ms) {
                 return guard;
             }

@@ -55,6 +55,18 @@ impl<T> Slots<T> {
         })
     }
 
+    /// Pages allocated.
+    pub(crate) fn page_count(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Calls `visit` with every occupied slot of one page.
+    pub(crate) fn visit_page(&self, page: usize, mut visit: impl FnMut(&T)) {
+        for value in self.pages[page].iter().flatten() {
+            visit(value);
+        }
+    }
+
     /// Slots allocated, occupied or free.
     pub(crate) fn capacity(&self) -> usize {
         self.pages.len() * PAGE_LEN

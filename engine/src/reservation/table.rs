@@ -310,6 +310,47 @@ impl Shard {
         self.ended.len()
     }
 
+    /// Pages of reservation slots, for copying a shard a few pages at a time.
+    pub(crate) fn page_count(&self) -> usize {
+        self.slots.page_count()
+    }
+
+    /// Calls `visit` with every reservation stored in one page of slots.
+    pub(crate) fn visit_page(&self, page: usize, visit: impl FnMut(&Reservation)) {
+        self.slots.visit_page(page, visit);
+    }
+
+    /// Stores a reservation read from a snapshot. Ended reservations must come in the
+    /// order they ended.
+    pub(crate) fn restore(&mut self, hash: u64, hasher: &impl Fn(&str) -> u64, reservation: Reservation) {
+        let open = reservation.is_open();
+        let held = reservation.held() > 0;
+        let ended_ms = reservation.ended_ms;
+        let slot = self.slots.insert(reservation);
+        let slots = &self.slots;
+        self.index.insert_unique(hash, slot, |&other| hasher(&slots[other].id));
+        if open {
+            self.open += 1;
+            if held {
+                self.schedule_expiry(slot);
+            }
+        } else {
+            self.ended.push_back(EndedEntry { ended_ms, id_hash: hash, slot });
+        }
+    }
+
+    /// Removes a stored reservation, open or ended, from every index.
+    pub(crate) fn forget(&mut self, slot: u32, hash: u64) {
+        self.unschedule_expiry(slot);
+        if self.slots[slot].is_open() {
+            self.open -= 1;
+        } else {
+            self.ended.retain(|entry| entry.slot != slot);
+        }
+        self.index.find_entry(hash, |&other| other == slot).expect("stored reservation is indexed").remove();
+        self.slots.remove(slot);
+    }
+
     /// Calls `visit` with every stored reservation.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(&Reservation)) {
         for (_, reservation) in self.slots.iter() {

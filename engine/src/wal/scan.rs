@@ -16,7 +16,7 @@ pub fn segment_name(base_lsn: u64) -> String {
     format!("{base_lsn:020}{SEGMENT_SUFFIX}")
 }
 
-fn parse_segment_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(SEGMENT_SUFFIX)?;
     if stem.len() != 20 || !stem.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;

@@ -157,6 +157,16 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        // A new name is durable only after a folder sync: until then a crash keeps
+        // neither name. A replaced name stays, with the new content.
+        let mut folder = self.folder.lock().expect("sim folder lock");
+        let file = folder.files.remove(from).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        folder.files.insert(to.to_owned(), file);
+        folder.durable_names.remove(from);
+        Ok(())
+    }
+
     fn sync_dir(&self) -> io::Result<()> {
         let mut folder = self.folder.lock().expect("sim folder lock");
         folder.durable_names = folder.files.keys().cloned().collect();

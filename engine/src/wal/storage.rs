@@ -34,6 +34,8 @@ pub trait Storage: Send + Sync {
     fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
     /// Removes a file.
     fn remove(&self, name: &str) -> io::Result<()>;
+    /// Renames a file, replacing any file with the new name.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes creations, renames and removals in the folder durable (fsync of the folder).
     fn sync_dir(&self) -> io::Result<()>;
 }
@@ -106,6 +108,10 @@ impl Storage for FsStorage {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         std::fs::remove_file(self.dir.join(name))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(self.dir.join(from), self.dir.join(to))
     }
 
     fn sync_dir(&self) -> io::Result<()> {

@@ -184,11 +184,17 @@ mod writer {
         pub(super) writes_left: AtomicU64,
         /// Syncs left before every fdatasync fails with an I/O error.
         pub(super) syncs_left: AtomicU64,
+        /// Removals left before every removal fails with an I/O error.
+        pub(super) removes_left: AtomicU64,
     }
 
     impl Faults {
         pub(super) fn unlimited() -> Arc<Self> {
-            Arc::new(Faults { writes_left: AtomicU64::new(u64::MAX), syncs_left: AtomicU64::new(u64::MAX) })
+            Arc::new(Faults {
+                writes_left: AtomicU64::new(u64::MAX),
+                syncs_left: AtomicU64::new(u64::MAX),
+                removes_left: AtomicU64::new(u64::MAX),
+            })
         }
 
         fn take(counter: &AtomicU64) -> bool {
@@ -236,7 +242,13 @@ mod writer {
             Ok(Box::new(FaultyFile { inner: self.inner.create(name)?, faults: Arc::clone(&self.faults) }))
         }
         fn remove(&self, name: &str) -> io::Result<()> {
+            if !Faults::take(&self.faults.removes_left) {
+                return Err(io::Error::other("injected removal failure"));
+            }
             self.inner.remove(name)
+        }
+        fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+            self.inner.rename(from, to)
         }
         fn sync_dir(&self) -> io::Result<()> {
             self.inner.sync_dir()

@@ -54,6 +54,8 @@ pub struct LogConfig {
     pub queue_bytes_max: u64,
     /// When appends are acknowledged.
     pub durability: Durability,
+    /// When snapshots are taken.
+    pub snapshot: crate::snapshot::SnapshotPolicy,
 }
 
 impl Default for LogConfig {
@@ -62,6 +64,7 @@ impl Default for LogConfig {
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             queue_bytes_max: QUEUE_BYTES_MAX_DEFAULT,
             durability: Durability::Sync,
+            snapshot: crate::snapshot::SnapshotPolicy::default(),
         }
     }
 }
@@ -230,6 +233,11 @@ impl LogWriter {
             }
             state = self.shared.progress.wait(state).expect("log state lock");
         }
+    }
+
+    /// Returns the LSN the next record gets.
+    pub fn next_lsn(&self) -> u64 {
+        self.shared.next_lsn.load(Ordering::Acquire)
     }
 
     /// Returns the LSN below which every record is durable.
