@@ -1,6 +1,6 @@
 //! Durability figures: reserve + release pairs on engines that write their
-//! write-ahead log to a folder on disk, and the time an engine takes to restart from
-//! its log.
+//! write-ahead log to a folder on disk, the time an engine takes to restart from its
+//! snapshot and log, and the time a snapshot takes and how long it stalls requests.
 //!
 //! Every log lives in a new temporary folder under `std::env::temp_dir()` (`TMPDIR`,
 //! else `/tmp`), removed when its measurement ends. That folder's file system and
@@ -9,8 +9,10 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use promesa_engine::snapshot::SnapshotPolicy;
 use promesa_engine::wal::scan::ScanOptions;
 use promesa_engine::wal::storage::{FsStorage, Storage};
 use promesa_engine::wal::writer::{Durability, LogConfig, LogStats};
@@ -22,7 +24,7 @@ use crate::capacity::Plan;
 use crate::catalogue::{Catalogue, load_catalogue};
 use crate::measure::{median, run_count, run_for_in_batches};
 use crate::system;
-use crate::workload::Workload;
+use crate::workload::{Worker, Workload};
 
 /// Minimum durable reserve + release pairs per second the engine aims for.
 pub const DURABLE_PAIRS_PER_SECOND_MIN: f64 = 1e6;
@@ -149,19 +151,21 @@ pub struct RecoveryFigures {
     /// Reserve + release pairs made after loading, 2 log records each (`Reserved`,
     /// `Moved`).
     pub reservation_pairs: u64,
-    /// Records replayed by the restart behind `restart_10m_secs`: one per location, 2
-    /// per position (`PositionCreated`, `OnHandSet`) and 2 per pair.
+    /// Log records replayed after the snapshot by the restart behind
+    /// `restart_10m_secs`: 2 per pair (`Reserved`, `Moved`), and those of the pairs
+    /// made while the snapshot was taken.
     pub records: u64,
-    /// Bytes of those records, headers included (the log's end LSN).
+    /// The log's end LSN: bytes of every record written, headers included.
     pub log_bytes: u64,
-    /// `records / restart_10m_secs`.
+    /// Records replayed per second of replay: `records` over the restart's time
+    /// after the snapshot was loaded.
     pub records_per_sec: f64,
-    /// Wall time of `Engine::open` (scan, replay, starting the log writer) on the log
-    /// of `positions` positions and `reservation_pairs` pairs, with the log's pages
-    /// first dropped from the page cache (see `restarts[].page_cache`).
+    /// Wall time of `Engine::open` (load the snapshot of `positions` positions, scan
+    /// and replay the log of `reservation_pairs` pairs, start the log writer), with the
+    /// files' pages first dropped from the page cache (see `restarts[].page_cache`).
     pub restart_10m_secs: f64,
     /// Seconds to load the positions into an engine that logs with
-    /// `Durability::NotDurable`, and to close it (which writes the rest of its log).
+    /// `Durability::NotDurable`.
     pub load_secs: f64,
     /// Seconds to make the pairs on 2 threads with `Durability::NotDurable` and close.
     pub pairs_secs: f64,
@@ -172,7 +176,8 @@ pub struct RecoveryFigures {
 /// One timed `Engine::open`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Restart {
-    /// Contents of the log: "positions", or "positions and pairs".
+    /// What the folder holds: "snapshot", or "snapshot and pairs" (a snapshot of the
+    /// positions and a log of the pairs after it).
     pub log: &'static str,
     /// "evicted": the log files were synced and dropped from the page cache with
     /// `posix_fadvise(POSIX_FADV_DONTNEED)` first, so the scan read them from the disk
@@ -181,31 +186,51 @@ pub struct Restart {
     pub page_cache: String,
     /// Records replayed.
     pub records: u64,
+    /// Seconds spent loading the snapshot, part of `secs`.
+    pub snapshot_secs: f64,
     /// Segment files read.
     pub segments: usize,
     /// Bytes of the records replayed, headers included (the log's end LSN).
     pub log_bytes: u64,
     /// Wall time of `Engine::open`.
     pub secs: f64,
-    /// `records / secs`.
+    /// `records / (secs - snapshot_secs)`.
     pub records_per_sec: f64,
 }
 
-/// Figures of snapshots, which the engine does not have yet.
+/// A snapshot of the large catalogue taken while one thread makes reserve + release
+/// pairs, with `Durability::NotDurable` so that no fdatasync wait hides or adds to a
+/// stall.
 #[derive(Clone, Debug, Serialize)]
 pub struct SnapshotFigures {
-    /// Maximum pause of requests while a snapshot is taken, in milliseconds.
-    pub max_pause_ms: Option<f64>,
-    /// Reason `max_pause_ms` is null.
-    pub note: &'static str,
+    /// Positions in the snapshot.
+    pub positions: u64,
+    /// Reservations in the snapshot, all ended.
+    pub reservations: u64,
+    /// Bytes of the snapshot file.
+    pub size_bytes: u64,
+    /// Seconds from the start of the snapshot to the folder sync after its rename.
+    pub write_secs: f64,
+    /// Seconds of that spent copying the state while requests ran.
+    pub copy_secs: f64,
+    /// Longest time the copy held a lock that requests take, in milliseconds.
+    pub longest_lock_hold_ms: f64,
+    /// Longest reserve + release pair while the snapshot ran, in milliseconds: the
+    /// longest pause a request saw.
+    pub max_pause_ms: f64,
+    /// Longest pair over the same number of pairs just before the snapshot, in
+    /// milliseconds: what the machine alone causes.
+    pub baseline_max_pause_ms: f64,
+    /// Pairs made before the snapshot, for the baseline.
+    pub pairs_before: u64,
+    /// Pairs made while the snapshot ran.
+    pub pairs_during: u64,
 }
 
-impl SnapshotFigures {
-    /// Returns the figures of an engine without snapshots: no pause to measure.
-    pub fn not_implemented() -> Self {
-        SnapshotFigures { max_pause_ms: None, note: "snapshots are not implemented yet" }
-    }
-}
+/// Phases of the snapshot pause measurement.
+const PHASE_BASELINE: u8 = 0;
+const PHASE_SNAPSHOT: u8 = 1;
+const PHASE_STOP: u8 = 2;
 
 /// A temporary folder under `std::env::temp_dir()` holding one engine's log, removed
 /// on drop. Drop the engine first.
@@ -236,12 +261,15 @@ impl LogFolder {
     }
 
     /// Opens the engine whose log is in this folder, replaying what the log contains.
+    /// It takes snapshots only when asked ([`Engine::snapshot`]), not on a timer nor
+    /// when it closes.
     ///
     /// # Panics
     ///
     /// If recovery fails.
     pub fn open(&self, durability: Durability, now_ms: u64) -> (Engine, RecoveryReport) {
-        let log_config = LogConfig { durability, ..LogConfig::default() };
+        let snapshot = SnapshotPolicy { interval_ms: 0, log_bytes: 0, on_close: false, ..SnapshotPolicy::default() };
+        let log_config = LogConfig { durability, snapshot, ..LogConfig::default() };
         let storage = Arc::clone(&self.storage);
         Engine::open(EngineConfig::default(), storage, log_config, ScanOptions::default(), now_ms).unwrap_or_else(
             |error| panic!("failed to open the engine logging to {}: {error}", self.dir.path().display()),
@@ -403,11 +431,12 @@ fn settled_log_stats(engine: &Engine) -> LogStats {
     }
 }
 
-/// Builds a log of [`Plan::positions_large`] positions and [`Plan::recovery_pairs`]
-/// reserve + release pairs, and times `Engine::open` on it three times. The first
-/// restart replays the positions alone. The next two replay the pairs too, first with
-/// the log's pages dropped from the page cache, then with them cached.
-pub fn measure_recovery(plan: &Plan, now_ms: u64) -> RecoveryFigures {
+/// Builds an engine of [`Plan::positions_large`] positions, snapshots it while one
+/// thread makes pairs (the snapshot figures), then makes [`Plan::recovery_pairs`]
+/// reserve + release pairs, and times `Engine::open` three times: on the snapshot
+/// alone, then on the snapshot and the log of the pairs, first with the files' pages
+/// dropped from the page cache, then with them cached.
+pub fn measure_recovery(plan: &Plan, now_ms: u64) -> (RecoveryFigures, SnapshotFigures) {
     let catalogue = Catalogue::new(plan.positions_large);
     let folder = LogFolder::create();
 
@@ -416,13 +445,13 @@ pub fn measure_recovery(plan: &Plan, now_ms: u64) -> RecoveryFigures {
     let started = Instant::now();
     let (engine, _) = folder.open(Durability::NotDurable, now_ms);
     load_catalogue(&engine, &catalogue, now_ms);
-    engine.close().unwrap_or_else(|error| panic!("failed to close the engine's log: {error}"));
     let load_secs = started.elapsed().as_secs_f64();
     eprintln!("recovery: loaded {} positions into a logging engine in {load_secs:.1} s", plan.positions_large);
+    let snapshot = measure_snapshot(&engine, catalogue, now_ms);
+    engine.close().unwrap_or_else(|error| panic!("failed to close the engine's log: {error}"));
 
-    let (engine, positions_only) =
-        timed_restart(&folder, "positions", "warm".to_owned(), Durability::NotDurable, now_ms);
-    check_restored(&engine, plan.positions_large, 0);
+    let (engine, snapshot_only) = timed_restart(&folder, "snapshot", "warm".to_owned(), Durability::NotDurable, now_ms);
+    check_restored(&engine, plan.positions_large, snapshot.pairs_before + snapshot.pairs_during);
 
     let started = Instant::now();
     let workload = Workload::ReserveRelease { lines: 1 };
@@ -434,17 +463,20 @@ pub fn measure_recovery(plan: &Plan, now_ms: u64) -> RecoveryFigures {
     let page_cache = match folder.evict_from_page_cache() {
         Ok(()) => "evicted".to_owned(),
         Err(error) => {
-            eprintln!("warning: failed to drop the log from the page cache, so the restart reads it cached: {error}");
+            eprintln!(
+                "warning: failed to drop the files from the page cache, so the restart reads them cached: {error}"
+            );
             format!("warm: eviction failed: {error}")
         }
     };
-    let (engine, evicted) = timed_restart(&folder, "positions and pairs", page_cache, Durability::Sync, now_ms);
-    check_restored(&engine, plan.positions_large, plan.recovery_pairs);
+    let pairs_total = plan.recovery_pairs + snapshot.pairs_before + snapshot.pairs_during;
+    let (engine, evicted) = timed_restart(&folder, "snapshot and pairs", page_cache, Durability::Sync, now_ms);
+    check_restored(&engine, plan.positions_large, pairs_total);
     drop(engine);
-    let (engine, warm) = timed_restart(&folder, "positions and pairs", "warm".to_owned(), Durability::Sync, now_ms);
+    let (engine, warm) = timed_restart(&folder, "snapshot and pairs", "warm".to_owned(), Durability::Sync, now_ms);
     drop(engine);
 
-    RecoveryFigures {
+    let recovery = RecoveryFigures {
         positions_requested: plan.positions_large_requested,
         positions: plan.positions_large,
         reservation_pairs: plan.recovery_pairs,
@@ -454,8 +486,70 @@ pub fn measure_recovery(plan: &Plan, now_ms: u64) -> RecoveryFigures {
         restart_10m_secs: evicted.secs,
         load_secs,
         pairs_secs,
-        restarts: vec![positions_only, evicted, warm],
-    }
+        restarts: vec![snapshot_only, evicted, warm],
+    };
+    (recovery, snapshot)
+}
+
+/// Takes a snapshot while one thread makes reserve + release pairs and times each pair.
+/// The thread first makes pairs for as long as the snapshot is expected to take (a
+/// baseline of the machine's own stalls), then keeps going until the snapshot is done.
+fn measure_snapshot(engine: &Engine, catalogue: Catalogue, now_ms: u64) -> SnapshotFigures {
+    let phase = AtomicU8::new(PHASE_BASELINE);
+    let (report, baseline, during) = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let mut worker = Worker::new(engine, catalogue, Workload::ReserveRelease { lines: 1 }, now_ms);
+            let mut longest = [Duration::ZERO; 2];
+            let mut pairs = [0u64; 2];
+            loop {
+                let current = phase.load(Ordering::Acquire);
+                if current == PHASE_STOP {
+                    return (longest, pairs);
+                }
+                let started = Instant::now();
+                worker.run(1);
+                let index = usize::from(current == PHASE_SNAPSHOT);
+                longest[index] = longest[index].max(started.elapsed());
+                pairs[index] += 1;
+            }
+        });
+        // A baseline of about the length of a snapshot: 0.1 s per million positions.
+        std::thread::sleep(Duration::from_millis((catalogue_positions(engine) / 10_000).clamp(50, 2_000)));
+        phase.store(PHASE_SNAPSHOT, Ordering::Release);
+        let report = engine.snapshot().unwrap_or_else(|error| panic!("the snapshot failed: {error}"));
+        phase.store(PHASE_STOP, Ordering::Release);
+        let (longest, pairs) = worker.join().expect("the pair thread panicked");
+        (report, (longest[0], pairs[0]), (longest[1], pairs[1]))
+    });
+    let figures = SnapshotFigures {
+        positions: report.positions,
+        reservations: report.reservations,
+        size_bytes: report.size_bytes,
+        write_secs: report.elapsed.as_secs_f64(),
+        copy_secs: report.copy_elapsed.as_secs_f64(),
+        longest_lock_hold_ms: report.longest_lock_hold.as_secs_f64() * 1e3,
+        max_pause_ms: during.0.as_secs_f64() * 1e3,
+        baseline_max_pause_ms: baseline.0.as_secs_f64() * 1e3,
+        pairs_before: baseline.1,
+        pairs_during: during.1,
+    };
+    eprintln!(
+        "snapshot: {} positions, {} reservations, {:.0} MB in {:.2} s (copy {:.2} s); longest pair {:.2} ms during, \
+         {:.2} ms before ({} pairs before)",
+        figures.positions,
+        figures.reservations,
+        figures.size_bytes as f64 / 1e6,
+        figures.write_secs,
+        figures.copy_secs,
+        figures.max_pause_ms,
+        figures.baseline_max_pause_ms,
+        figures.pairs_before
+    );
+    figures
+}
+
+fn catalogue_positions(engine: &Engine) -> u64 {
+    engine.stats().positions
 }
 
 /// Opens the engine in `folder` and times it.
@@ -469,17 +563,20 @@ fn timed_restart(
     let started = Instant::now();
     let (engine, report) = folder.open(durability, now_ms);
     let secs = started.elapsed().as_secs_f64();
+    let snapshot_secs = report.snapshot_elapsed.as_secs_f64();
     let restart = Restart {
         log,
         page_cache,
         records: report.records_replayed,
+        snapshot_secs,
         segments: report.segments,
         log_bytes: report.end_lsn,
         secs,
-        records_per_sec: report.records_replayed as f64 / secs,
+        records_per_sec: report.records_replayed as f64 / (secs - snapshot_secs).max(1e-9),
     };
     eprintln!(
-        "recovery: restart with {log}, page cache {}: {} records from {} segments in {secs:.2} s, {:.0} records/s",
+        "recovery: restart with {log}, page cache {}: snapshot in {snapshot_secs:.2} s, {} records from {} segments, \
+         {secs:.2} s in all, {:.0} records/s",
         restart.page_cache, restart.records, restart.segments, restart.records_per_sec
     );
     (engine, restart)
@@ -552,8 +649,18 @@ pub fn render_table(durable: &DurableFigures, recovery: &RecoveryFigures, snapsh
     ));
 
     out.push_str(&render_recovery(recovery));
-    let pause = snapshot.max_pause_ms.map_or_else(|| "not measured".to_owned(), |ms| format!("{ms:.1} ms"));
-    out.push_str(&format!("snapshot max pause: {pause} ({})\n", snapshot.note));
+    out.push_str(&format!(
+        "snapshot of {} positions and {} reservations: {:.0} MB in {:.2} s (copy {:.2} s, longest lock hold \
+         {:.2} ms); longest reserve + release pair {:.2} ms while it ran, {:.2} ms before (NotDurable)\n",
+        snapshot.positions,
+        snapshot.reservations,
+        snapshot.size_bytes as f64 / 1e6,
+        snapshot.write_secs,
+        snapshot.copy_secs,
+        snapshot.longest_lock_hold_ms,
+        snapshot.max_pause_ms,
+        snapshot.baseline_max_pause_ms
+    ));
     out
 }
 
@@ -561,7 +668,7 @@ fn render_recovery(recovery: &RecoveryFigures) -> String {
     let mut out = String::new();
     let quick = recovery.positions != recovery.positions_requested;
     out.push_str(&format!(
-        "restart from the log: {} positions{} + {} reserve + release pairs = {} records, {:.0} MB:\n",
+        "restart from a snapshot of {} positions{} + a log of {} reserve + release pairs = {} records, {:.0} MB:\n",
         recovery.positions,
         if quick { format!(" (quick: in place of {})", recovery.positions_requested) } else { String::new() },
         recovery.reservation_pairs,
@@ -570,9 +677,10 @@ fn render_recovery(recovery: &RecoveryFigures) -> String {
     ));
     for restart in &recovery.restarts {
         out.push_str(&format!(
-            "  log of {}, page cache {}: {} records in {:.2} s, {} records/s\n",
+            "  {}, page cache {}: snapshot {:.2} s + {} records in {:.2} s in all, {} records/s\n",
             restart.log,
             restart.page_cache,
+            restart.snapshot_secs,
             restart.records,
             restart.secs,
             millions(restart.records_per_sec)
