@@ -115,6 +115,9 @@ struct ExpiryState {
     sweep: Mutex<()>,
     /// Expiry events not yet returned by [`Engine::sweep`], oldest first.
     pending: Mutex<std::collections::VecDeque<ExpiryEvent>>,
+    /// Held across an expiry's log append and its count in `holds_expired`, so that a
+    /// snapshot reads a count that matches the log below its start.
+    counted: Mutex<()>,
 }
 
 /// The in-memory inventory engine. Share it between threads by reference or `Arc`.
@@ -153,6 +156,7 @@ impl Engine {
                 swept_until_ms: CachePadded::new(AtomicU64::new(0)),
                 sweep: Mutex::new(()),
                 pending: Mutex::new(std::collections::VecDeque::new()),
+                counted: Mutex::new(()),
             },
             adjustments,
             counters: Counters::default(),

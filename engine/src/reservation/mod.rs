@@ -694,7 +694,11 @@ impl Engine {
                 line.held = 0;
             }
         }
-        reservation.last_lsn = self.journal.append(|| Record::Expired { now_ms, id: reservation.id.to_string() });
+        {
+            let _counted = self.expiry.counted.lock();
+            reservation.last_lsn = self.journal.append(|| Record::Expired { now_ms, id: reservation.id.to_string() });
+            self.counters.holds_expired.fetch_add(1, Ordering::Relaxed);
+        }
         drop(guards);
         reservation.expired = true;
         let event = ExpiryEvent {
@@ -709,7 +713,6 @@ impl Engine {
         } else {
             shard.unschedule_expiry(slot);
         }
-        self.counters.holds_expired.fetch_add(1, Ordering::Relaxed);
         self.push_expiry_event(event);
     }
 

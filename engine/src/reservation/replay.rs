@@ -183,6 +183,8 @@ impl Engine {
     /// Releases every held unit of a reservation, as an expiry did.
     pub(crate) fn replay_expired(&self, op: ReplayedOperation<'_>) -> Result<(), String> {
         let (id, now_ms) = (op.id, op.now_ms);
+        // A snapshot counted only the expiries logged below its start.
+        self.counters.holds_expired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let hash = self.reservations.hash(id);
         let mut shard = self.reservations.shard(hash).lock();
         let Some((slot, apply)) = find_for_replay(&shard, hash, &op)? else { return Ok(()) };
@@ -208,7 +210,6 @@ impl Engine {
         } else {
             shard.unschedule_expiry(slot);
         }
-        self.counters.holds_expired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.reservations.trim(&mut shard, now_ms);
         Ok(())
     }

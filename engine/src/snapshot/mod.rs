@@ -249,8 +249,12 @@ impl Engine {
     fn copy_image(&self) -> (EngineImage, Duration) {
         let log = self.journal.log().expect("only a durable engine takes snapshots");
         let mut timer = HoldTimer::default();
-        let start_lsn = log.next_lsn();
         let swept_until_ms = self.swept_until_ms();
+        // Every expiry logged below the start is counted, and none above it.
+        let (start_lsn, holds_expired) = timer.hold(|| {
+            let _counted = self.expiry.counted.lock();
+            (log.next_lsn(), self.counters.holds_expired.load(Ordering::Relaxed))
+        });
 
         // The catalog's sizes and its small tables, under the writer lock.
         let (catalog_lsn, locations, channels, sku_count, position_count) = timer.hold(|| {
@@ -317,7 +321,7 @@ impl Engine {
             end_lsn: log.next_lsn(),
             now_ms: self.clock.high_water_mark(),
             swept_until_ms,
-            holds_expired: self.counters.holds_expired.load(Ordering::Relaxed),
+            holds_expired,
             oversold: self.counters.oversold.load(Ordering::Relaxed),
             locations,
             channels,

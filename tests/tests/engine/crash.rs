@@ -1152,16 +1152,24 @@ impl LogReplay {
 /// Reads the log of a closed engine in LSN order and checks that every reserve fitted
 /// its channel's ATP at its place in the log.
 fn check_log_order(context: Context, wal: &Path, archive: &Path) -> LogReplay {
-    // The whole log: archived segments that snapshots deleted, and the live ones.
+    // The whole log: the live segments, and the archived ones that snapshots deleted,
+    // which all come before the first live segment. Segments that recovery removed
+    // after cutting a torn tail are archived too; they start at or after it.
     let whole = tempfile::tempdir().expect("create a folder for the whole log");
-    for folder in [archive, wal] {
-        for entry in std::fs::read_dir(folder).expect("list a log folder") {
-            let path = entry.expect("read a log folder entry").path();
-            if path.extension().is_some_and(|extension| extension == "log") {
-                std::fs::copy(&path, whole.path().join(path.file_name().expect("a file name")))
-                    .expect("copy a log segment");
-            }
-        }
+    let segments = |folder: &Path| -> Vec<(String, std::path::PathBuf)> {
+        std::fs::read_dir(folder)
+            .expect("list a log folder")
+            .map(|entry| entry.expect("read a log folder entry").path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+            .map(|path| (path.file_name().expect("a file name").to_string_lossy().into_owned(), path))
+            .collect()
+    };
+    let live = segments(wal);
+    let first_live = live.iter().map(|(name, _)| name.clone()).min();
+    let archived =
+        segments(archive).into_iter().filter(|(name, _)| first_live.as_ref().is_none_or(|first| name < first));
+    for (name, path) in archived.chain(live) {
+        std::fs::copy(&path, whole.path().join(name)).expect("copy a log segment");
     }
     let storage = FsStorage::new(whole.path()).expect("open the log folder");
     let mut replay = LogReplay::default();
