@@ -184,14 +184,15 @@ impl Engine {
 
     /// Shuts down cleanly: writes a snapshot (unless the policy turns it off), then
     /// stops the log writer after writing and syncing everything queued.
+    ///
+    /// A failed snapshot is returned after the log is stopped: the log still holds
+    /// every change, so the next open recovers from it.
     pub fn close(mut self) -> Result<(), crate::snapshot::SnapshotError> {
-        if self.snapshot_on_close() {
-            self.snapshot()?;
+        let snapshot = if self.snapshot_on_close() { self.snapshot().map(drop) } else { Ok(()) };
+        if let Some(log) = self.journal.take_log() {
+            log.shutdown()?;
         }
-        match self.journal.take_log() {
-            Some(log) => Ok(log.shutdown()?),
-            None => Ok(()),
-        }
+        snapshot
     }
 
     /// Applies one log record's effect to the objects that do not reflect it yet.

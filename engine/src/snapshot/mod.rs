@@ -407,9 +407,8 @@ fn check_restored_id(kind: &str, actual: Option<u32>, expected: usize) -> Result
 /// folder.
 fn write_file(storage: &dyn Storage, name: &str, bytes: &[u8]) -> io::Result<()> {
     let temporary = format!("{name}.tmp");
-    match storage.remove(&temporary) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-        _ => {}
+    if storage.list()?.contains(&temporary) {
+        storage.remove(&temporary)?;
     }
     let mut file = storage.create(&temporary)?;
     file.write_at(0, bytes)?;

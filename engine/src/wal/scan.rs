@@ -107,9 +107,9 @@ pub enum ScanError {
     Io(#[from] io::Error),
 }
 
-/// Reads every segment in LSN order, passes each valid record at or after `from_lsn`
-/// to `visit`, and cuts a torn or damaged tail so that writing can continue at
-/// `end_lsn`. Empty segments after the cut are removed.
+/// Reads the segments from the one holding `from_lsn` on, in LSN order, passes each
+/// valid record at or after `from_lsn` to `visit`, and cuts a torn or damaged tail so
+/// that writing can continue at `end_lsn`. Empty segments after the cut are removed.
 pub fn scan(
     storage: &dyn Storage,
     from_lsn: u64,
@@ -120,7 +120,17 @@ pub fn scan(
         storage.list()?.into_iter().filter_map(|name| parse_segment_name(&name).map(|lsn| (lsn, name))).collect();
     segments.sort();
 
-    let mut report = ScanReport { end_lsn: segments.first().map_or(0, |(lsn, _)| *lsn), ..ScanReport::default() };
+    // Segments wholly before `from_lsn` are not read: the one holding it comes first.
+    // With none holding it, records are missing (a log that starts after it).
+    let first = segments.iter().rposition(|(lsn, _)| *lsn <= from_lsn).unwrap_or(0);
+    segments.drain(..first);
+    if let Some((base_lsn, name)) = segments.first()
+        && *base_lsn > from_lsn
+    {
+        return Err(ScanError::Gap { segment: name.clone(), base_lsn: *base_lsn, expected_lsn: from_lsn });
+    }
+    let mut report =
+        ScanReport { end_lsn: segments.first().map_or(from_lsn, |(lsn, _)| *lsn), ..ScanReport::default() };
 
     // Segments are read one at a time, so memory contains one segment, not the whole log.
     // Only damage makes the scan read the later segments early, to tell a torn tail

@@ -186,6 +186,10 @@ mod writer {
         pub(super) syncs_left: AtomicU64,
         /// Removals left before every removal fails with an I/O error.
         pub(super) removes_left: AtomicU64,
+        /// Writes to snapshot files left before every one fails as on a full disk.
+        pub(super) snapshot_writes_left: AtomicU64,
+        /// Syncs of snapshot files left before every one fails.
+        pub(super) snapshot_syncs_left: AtomicU64,
     }
 
     impl Faults {
@@ -194,6 +198,8 @@ mod writer {
                 writes_left: AtomicU64::new(u64::MAX),
                 syncs_left: AtomicU64::new(u64::MAX),
                 removes_left: AtomicU64::new(u64::MAX),
+                snapshot_writes_left: AtomicU64::new(u64::MAX),
+                snapshot_syncs_left: AtomicU64::new(u64::MAX),
             })
         }
 
@@ -205,6 +211,8 @@ mod writer {
     struct FaultyFile {
         inner: Box<dyn StorageFile>,
         faults: Arc<Faults>,
+        /// Whether this is a snapshot file, which has its own fault counters.
+        snapshot: bool,
     }
 
     impl StorageFile for FaultyFile {
@@ -212,13 +220,15 @@ mod writer {
             self.inner.read_all()
         }
         fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-            if !Faults::take(&self.faults.writes_left) {
+            let left = if self.snapshot { &self.faults.snapshot_writes_left } else { &self.faults.writes_left };
+            if !Faults::take(left) {
                 return Err(io::Error::from(io::ErrorKind::StorageFull));
             }
             self.inner.write_at(offset, bytes)
         }
         fn sync_data(&mut self) -> io::Result<()> {
-            if !Faults::take(&self.faults.syncs_left) {
+            let left = if self.snapshot { &self.faults.snapshot_syncs_left } else { &self.faults.syncs_left };
+            if !Faults::take(left) {
                 return Err(io::Error::other("injected fdatasync failure"));
             }
             self.inner.sync_data()
@@ -236,10 +246,12 @@ mod writer {
             self.inner.list()
         }
         fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-            Ok(Box::new(FaultyFile { inner: self.inner.open(name)?, faults: Arc::clone(&self.faults) }))
+            let snapshot = name.contains(".snapshot");
+            Ok(Box::new(FaultyFile { inner: self.inner.open(name)?, faults: Arc::clone(&self.faults), snapshot }))
         }
         fn create(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-            Ok(Box::new(FaultyFile { inner: self.inner.create(name)?, faults: Arc::clone(&self.faults) }))
+            let snapshot = name.contains(".snapshot");
+            Ok(Box::new(FaultyFile { inner: self.inner.create(name)?, faults: Arc::clone(&self.faults), snapshot }))
         }
         fn remove(&self, name: &str) -> io::Result<()> {
             if !Faults::take(&self.faults.removes_left) {
@@ -431,5 +443,207 @@ mod engine_on_failed_log {
         let position = engine.availability("SKU", "L0", None, now_ms).unwrap();
         assert_eq!(position.on_hand, 5);
         assert!(error.to_string().contains("restart to recover from the log"), "{error}");
+    }
+}
+
+mod snapshots_with_faults {
+    //! Snapshots that fail part way, and damaged snapshots: the engine keeps serving,
+    //! and recovery finds every change in the log or in an older snapshot.
+
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::writer::{Faults, FaultyStorage};
+    use crate::snapshot::{SnapshotError, SnapshotPolicy, parse_snapshot_name};
+    use crate::wal::scan::ScanOptions;
+    use crate::wal::storage::{FsStorage, Storage};
+    use crate::wal::writer::LogConfig;
+    use crate::{Engine, EngineConfig, FulfilmentMethods, LocationKind, LocationSpec, Policy, ReserveLine};
+
+    const NOW_MS: u64 = 1_767_225_600_000;
+
+    /// Snapshots only when asked, so each test decides when they happen.
+    fn log_config() -> LogConfig {
+        let snapshot = SnapshotPolicy { interval_ms: 0, log_bytes: 0, on_close: false, ..SnapshotPolicy::default() };
+        LogConfig { segment_bytes_max: 1_024, snapshot, ..LogConfig::default() }
+    }
+
+    fn open(storage: &Arc<dyn Storage>) -> (Engine, crate::RecoveryReport) {
+        Engine::open(EngineConfig::default(), Arc::clone(storage), log_config(), ScanOptions::default(), NOW_MS)
+            .unwrap()
+    }
+
+    fn faulty(dir: &std::path::Path) -> (Arc<dyn Storage>, Arc<Faults>) {
+        let faults = Faults::unlimited();
+        let storage = FaultyStorage { inner: FsStorage::new(dir).unwrap(), faults: Arc::clone(&faults) };
+        (Arc::new(storage), faults)
+    }
+
+    /// Reserves of order-`first`.. order-`last` (exclusive), one unit each, after
+    /// setting up the location and stock on the first call.
+    fn reserve_range(engine: &Engine, first: u32, last: u32) {
+        if first == 0 {
+            let spec = LocationSpec {
+                code: "L0".into(),
+                kind: LocationKind::Warehouse,
+                lat: 0.0,
+                lon: 0.0,
+                methods: FulfilmentMethods::SHIP,
+                daily_capacity: 0,
+                active: true,
+            };
+            engine.upsert_location(&spec).unwrap();
+            engine.set_on_hand("SKU", "L0", 1_000, NOW_MS).unwrap();
+        }
+        for index in first..last {
+            let request = crate::ReserveRequest {
+                reservation_id: format!("order-{index}"),
+                channel: None,
+                lines: vec![ReserveLine { sku: "SKU".into(), location: "L0".into(), quantity: 1 }],
+                policy: Policy::AllOrNothing,
+                ttl_ms: 3_600_000,
+            };
+            assert!(engine.reserve(&request, NOW_MS).unwrap().held_all());
+        }
+    }
+
+    fn reserved(engine: &Engine) -> u32 {
+        engine.availability("SKU", "L0", None, NOW_MS).unwrap().reserved
+    }
+
+    fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| parse_snapshot_name(name).is_some())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn full_disk_while_writing_a_snapshot_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, faults) = faulty(dir.path());
+        let (engine, _) = open(&storage);
+        reserve_range(&engine, 0, 20);
+
+        faults.snapshot_writes_left.store(0, Ordering::Release);
+        let error = engine.snapshot().unwrap_err();
+        assert!(matches!(error, SnapshotError::Write { .. }), "{error}");
+        assert!(error.to_string().contains(".snapshot"), "{error}");
+
+        // The log is unharmed: changes go on, and recovery replays them all.
+        reserve_range(&engine, 20, 30);
+        engine.close().unwrap();
+        let (recovered, report) = open(&storage);
+        assert_eq!(report.snapshot, None);
+        assert_eq!(reserved(&recovered), 30);
+        assert!(snapshot_files(dir.path()).is_empty());
+        assert!(
+            !std::fs::read_dir(dir.path())
+                .unwrap()
+                .any(|entry| { entry.unwrap().file_name().to_string_lossy().ends_with(".tmp") })
+        );
+    }
+
+    #[test]
+    fn failed_sync_of_a_snapshot_leaves_no_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, faults) = faulty(dir.path());
+        let (engine, _) = open(&storage);
+        reserve_range(&engine, 0, 20);
+
+        faults.snapshot_syncs_left.store(0, Ordering::Release);
+        assert!(matches!(engine.snapshot().unwrap_err(), SnapshotError::Write { .. }));
+        reserve_range(&engine, 20, 25);
+        drop(engine);
+
+        let (recovered, report) = open(&storage);
+        assert_eq!(report.snapshot, None);
+        assert_eq!(reserved(&recovered), 25);
+    }
+
+    #[test]
+    fn crash_between_snapshot_rename_and_log_trim_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, faults) = faulty(dir.path());
+        let (engine, _) = open(&storage);
+        reserve_range(&engine, 0, 40);
+        engine.snapshot().unwrap();
+        reserve_range(&engine, 40, 80);
+
+        // The second snapshot is renamed into place, then deleting the old files fails,
+        // as if the process died right there.
+        faults.removes_left.store(0, Ordering::Release);
+        let error = engine.snapshot().unwrap_err();
+        assert!(matches!(error, SnapshotError::Trim { .. }), "{error}");
+        reserve_range(&engine, 80, 90);
+        drop(engine);
+        faults.removes_left.store(u64::MAX, Ordering::Release);
+
+        let (recovered, report) = open(&storage);
+        let newest = snapshot_files(dir.path()).pop().unwrap();
+        assert_eq!(report.snapshot.as_deref(), Some(newest.as_str()));
+        assert_eq!(reserved(&recovered), 90);
+
+        // The next snapshot deletes what the failed one left.
+        let snapshot = recovered.snapshot().unwrap();
+        assert!(snapshot.snapshots_removed >= 1 && snapshot.segments_removed >= 1, "{snapshot:?}");
+        recovered.close().unwrap();
+        let (again, _) = open(&storage);
+        assert_eq!(reserved(&again), 90);
+    }
+
+    #[test]
+    fn damaged_newest_snapshot_falls_back_to_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.path()).unwrap());
+        let (engine, _) = open(&storage);
+        reserve_range(&engine, 0, 40);
+        engine.snapshot().unwrap();
+        reserve_range(&engine, 40, 80);
+        engine.snapshot().unwrap();
+        reserve_range(&engine, 80, 100);
+        engine.close().unwrap();
+
+        let files = snapshot_files(dir.path());
+        assert_eq!(files.len(), 2, "{files:?}");
+        let newest = dir.path().join(&files[1]);
+        let mut bytes = std::fs::read(&newest).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        std::fs::write(&newest, bytes).unwrap();
+
+        let (recovered, report) = open(&storage);
+        assert_eq!(report.snapshot.as_deref(), Some(files[0].as_str()));
+        assert_eq!(report.snapshots_skipped.len(), 1, "{report:?}");
+        assert_eq!(report.snapshots_skipped[0].0, files[1]);
+        assert_eq!(reserved(&recovered), 100);
+        assert!(recovered.get("order-99", NOW_MS).is_some());
+    }
+
+    #[test]
+    fn log_that_starts_after_every_usable_snapshot_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.path()).unwrap());
+        let (engine, _) = open(&storage);
+        reserve_range(&engine, 0, 40);
+        engine.snapshot().unwrap();
+        reserve_range(&engine, 40, 80);
+        engine.snapshot().unwrap();
+        reserve_range(&engine, 80, 120);
+        let third = engine.snapshot().unwrap();
+        assert!(third.segments_removed >= 1, "{third:?}");
+        engine.close().unwrap();
+
+        // Both kept snapshots damaged: the log alone no longer starts at 0.
+        for name in snapshot_files(dir.path()) {
+            std::fs::write(dir.path().join(name), b"damaged").unwrap();
+        }
+        let error = Engine::open(EngineConfig::default(), storage, log_config(), ScanOptions::default(), NOW_MS)
+            .err()
+            .expect("recovery must refuse a log with its start deleted");
+        assert!(error.to_string().contains("starts at LSN"), "{error}");
     }
 }
