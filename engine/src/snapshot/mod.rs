@@ -45,7 +45,7 @@ pub const SNAPSHOT_CHECK_INTERVAL_MS_DEFAULT: u64 = 100;
 pub const SNAPSHOT_INTERVAL_MS_DEFAULT: u64 = 5 * 60 * 1_000;
 
 /// Default log growth that triggers a snapshot: 512 MiB, about ten million reserve
-/// and release records, which replay in a few seconds.
+/// and release records at about 50 bytes each (an estimate), which replay in seconds.
 pub const SNAPSHOT_LOG_BYTES_DEFAULT: u64 = 512 << 20;
 
 /// Suffix of snapshot files.
@@ -67,7 +67,7 @@ pub fn parse_snapshot_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// What a snapshot did.
+/// The outcome of a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotReport {
     /// The file written.
