@@ -140,6 +140,9 @@ impl ReservationTable {
     pub(crate) fn copy_shard(&self, shard: usize, out: &mut Vec<ReservationImage>) -> std::time::Duration {
         let mut longest = std::time::Duration::ZERO;
         let mut page = 0;
+        // Copies go to a small buffer under the lock, so that growing `out` (which
+        // moves every copy made so far) happens with the lock released.
+        let mut batch = Vec::with_capacity(SNAPSHOT_PAGES_PER_LOCK * 64);
         loop {
             let guard = self.shards[shard].lock();
             let started = std::time::Instant::now();
@@ -149,10 +152,12 @@ impl ReservationTable {
             }
             let until = (page + SNAPSHOT_PAGES_PER_LOCK).min(pages);
             for index in page..until {
-                guard.visit_page(index, |reservation| out.push(reservation.to_image()));
+                guard.visit_page(index, |reservation| batch.push(reservation.to_image()));
             }
             page = until;
             longest = longest.max(started.elapsed());
+            drop(guard);
+            out.append(&mut batch);
         }
     }
 
