@@ -194,8 +194,9 @@ impl Engine {
         let (image, longest_lock_hold) = self.copy_image();
         let copy_elapsed = started.elapsed();
 
-        // Never write a change the log could still lose.
-        log.wait_durable(image.end_lsn)?;
+        // Never write a change the log could still lose (or, with `NotDurable`, has
+        // not written yet).
+        log.wait_written(image.end_lsn)?;
 
         let file = snapshot_name(image.start_lsn);
         let bytes = image::encode(&image);

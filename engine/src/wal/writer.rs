@@ -220,6 +220,12 @@ impl LogWriter {
         if self.config.durability == Durability::NotDurable {
             return self.check_poisoned();
         }
+        self.wait_written(lsn)
+    }
+
+    /// Waits until every record below `lsn` is written, and synced under
+    /// `Durability::Sync`, whatever the durability mode.
+    pub fn wait_written(&self, lsn: u64) -> Result<(), LogError> {
         if self.shared.durable_lsn.load(Ordering::Acquire) >= lsn {
             return Ok(());
         }
