@@ -60,6 +60,8 @@ pub struct Plan {
     pub prefill_pairs: u64,
     /// Thread counts of the durable reserve + release figures.
     pub durable_thread_counts: Vec<usize>,
+    /// Thread counts of the durable runs that acknowledge a batch of pairs together.
+    pub durable_batched_thread_counts: Vec<usize>,
     /// Reserve + release pairs logged after the large catalogue's positions, before
     /// the timed restarts.
     pub recovery_pairs: u64,
@@ -83,6 +85,7 @@ impl Plan {
             multi_line_lines: 5,
             prefill_pairs: ENDED_RESERVATIONS_MAX_DEFAULT,
             durable_thread_counts: vec![2, 8, 32, 64],
+            durable_batched_thread_counts: vec![1, 2, 4, 8],
             recovery_pairs: 5_000_000,
         }
     }
@@ -616,6 +619,7 @@ mod tests {
             multi_line_lines: 5,
             prefill_pairs: 200,
             durable_thread_counts: vec![2, 3],
+            durable_batched_thread_counts: vec![2],
             recovery_pairs: 20,
         }
     }
@@ -666,6 +670,8 @@ mod tests {
         }
         assert_eq!(durable["reserve_release"]["durability"], "sync");
         assert_eq!(durable["reserve_release_not_durable"]["durability"], "not_durable");
+        assert_eq!(durable["reserve_release_batched"]["acknowledged"], "per batch of 512 pairs");
+        assert!(durable["reserve_release_batched"]["threads_2"].as_f64().is_some_and(|rate| rate > 0.0));
         let records_per_fsync = durable["records_per_fsync"].as_f64();
         assert!(records_per_fsync.is_some_and(|records| records >= 1.0), "records_per_fsync is {records_per_fsync:?}");
         assert!(durable["fsync_us_p99"].as_u64().is_some_and(|p99| p99 >= durable["fsync_us_p50"].as_u64().unwrap()));

@@ -22,7 +22,7 @@ use serde::ser::{SerializeMap, Serializer};
 
 use crate::capacity::Plan;
 use crate::catalogue::{Catalogue, load_catalogue};
-use crate::measure::{median, run_count, run_for_in_batches};
+use crate::measure::{Batch, median, run_count, run_for_in_batches};
 use crate::system;
 use crate::workload::{Worker, Workload};
 
@@ -34,6 +34,10 @@ pub const RECOVERY_RECORDS_PER_SECOND_MIN: f64 = 5e6;
 
 /// Maximum seconds the engine aims to take to restart with 10,000,000 positions.
 pub const RESTART_SECS_MAX: f64 = 10.0;
+
+/// Pairs each thread acknowledges together in the batched durable runs: one wait for
+/// the log per batch, as a server answering a frame of requests does.
+pub const DURABLE_BATCH_PAIRS: u64 = 512;
 
 /// Threads that make the reserve + release pairs written to the recovery log.
 const RECOVERY_PAIR_THREADS: usize = 2;
@@ -62,6 +66,10 @@ pub struct DurableFigures {
     pub fsync_us_p99: u64,
     /// Maximum fdatasync time of that engine, in microseconds.
     pub fsync_us_max: u64,
+    /// The same pairs with `Durability::Sync`, each thread acknowledging
+    /// `DURABLE_BATCH_PAIRS` pairs together (`Engine::batch`): every pair is durable
+    /// before its batch returns.
+    pub reserve_release_batched: DurableRates,
     /// NOT DURABLE: the same pairs with `Durability::NotDurable`. Records are written
     /// but never synced, and calls return before their records are written.
     pub reserve_release_not_durable: DurableRates,
@@ -73,6 +81,8 @@ pub struct DurableFigures {
 pub struct DurableRates {
     /// "sync" or "not_durable".
     pub durability: &'static str,
+    /// How calls are acknowledged: "per call", or "per batch of N pairs".
+    pub acknowledged: String,
     /// The unit counted: "pairs".
     pub unit: &'static str,
     /// The highest median over the thread counts.
@@ -299,8 +309,14 @@ fn temp_dir_name() -> String {
 /// each of [`Plan::durable_thread_counts`].
 pub fn measure_durable(plan: &Plan, now_ms: u64) -> DurableFigures {
     let catalogue = Catalogue::new(plan.positions_small);
-    let reserve_release = measure_durable_rates(plan, catalogue, Durability::Sync, now_ms);
-    let reserve_release_not_durable = measure_durable_rates(plan, catalogue, Durability::NotDurable, now_ms);
+    let (per_call, counts) = (Batch::checks_every(1), &plan.durable_thread_counts);
+    let reserve_release = measure_durable_rates(plan, catalogue, Durability::Sync, counts, per_call, now_ms);
+    let batched = Batch { operations: DURABLE_BATCH_PAIRS, acknowledged_together: true };
+    let batched_counts = &plan.durable_batched_thread_counts;
+    let reserve_release_batched =
+        measure_durable_rates(plan, catalogue, Durability::Sync, batched_counts, batched, now_ms);
+    let reserve_release_not_durable =
+        measure_durable_rates(plan, catalogue, Durability::NotDurable, counts, per_call, now_ms);
 
     let best = reserve_release
         .by_threads
@@ -316,8 +332,13 @@ pub fn measure_durable(plan: &Plan, now_ms: u64) -> DurableFigures {
         fsync_us_p99: best.fsync_us_p99.unwrap_or_default(),
         fsync_us_max: best.fsync_us_max.unwrap_or_default(),
         reserve_release,
+        reserve_release_batched,
         reserve_release_not_durable,
     }
+}
+
+fn acknowledged_name(batch: Batch) -> String {
+    if batch.acknowledged_together { format!("per batch of {} pairs", batch.operations) } else { "per call".to_owned() }
 }
 
 fn durability_name(durability: Durability) -> &'static str {
@@ -327,12 +348,18 @@ fn durability_name(durability: Durability) -> &'static str {
     }
 }
 
-fn measure_durable_rates(plan: &Plan, catalogue: Catalogue, durability: Durability, now_ms: u64) -> DurableRates {
-    assert!(!plan.durable_thread_counts.is_empty(), "the plan needs at least one durable thread count");
-    let by_threads: Vec<DurableRun> = plan
-        .durable_thread_counts
+fn measure_durable_rates(
+    plan: &Plan,
+    catalogue: Catalogue,
+    durability: Durability,
+    thread_counts: &[usize],
+    batch: Batch,
+    now_ms: u64,
+) -> DurableRates {
+    assert!(!thread_counts.is_empty(), "the plan needs at least one durable thread count");
+    let by_threads: Vec<DurableRun> = thread_counts
         .iter()
-        .map(|&threads| measure_durable_run(plan, catalogue, durability, threads, now_ms))
+        .map(|&threads| measure_durable_run(plan, catalogue, durability, threads, batch, now_ms))
         .collect();
     let best = by_threads
         .iter()
@@ -340,6 +367,7 @@ fn measure_durable_rates(plan: &Plan, catalogue: Catalogue, durability: Durabili
         .expect("at least one thread count was measured");
     DurableRates {
         durability: durability_name(durability),
+        acknowledged: acknowledged_name(batch),
         unit: "pairs",
         ops_per_sec: best.pairs_per_sec,
         best_threads: best.threads,
@@ -355,12 +383,10 @@ fn measure_durable_run(
     catalogue: Catalogue,
     durability: Durability,
     threads: usize,
+    batch: Batch,
     now_ms: u64,
 ) -> DurableRun {
-    // Each thread blocks in every call until a group commit covers it, so it checks
-    // the stop flag after every pair, not after a batch that could outlast the run.
-    const PAIRS_PER_CHECK: u64 = 1;
-    let name = durability_name(durability);
+    let name = format!("{}, acknowledged {}", durability_name(durability), acknowledged_name(batch));
     let folder = LogFolder::create();
     let (engine, _) = folder.open(durability, now_ms);
     load_catalogue(&engine, &catalogue, now_ms);
@@ -372,8 +398,7 @@ fn measure_durable_run(
     let mut pairs = 0;
     let mut secs = 0.0;
     for _ in 0..plan.repetitions {
-        let measurement =
-            run_for_in_batches(&engine, catalogue, workload, threads, plan.measurement, now_ms, PAIRS_PER_CHECK);
+        let measurement = run_for_in_batches(&engine, catalogue, workload, threads, plan.measurement, now_ms, batch);
         let busy_cores = measurement.cpu_secs.map(|cpu_secs| cpu_secs / measurement.elapsed.as_secs_f64());
         eprintln!(
             "durable reserve_release ({name}): {threads} threads: {:.0} pairs/s, busy cores {:.2}",
@@ -601,42 +626,22 @@ pub fn render_table(durable: &DurableFigures, recovery: &RecoveryFigures, snapsh
          {} positions, log in {} on {file_system}:\n",
         durable.positions, durable.log_parent_folder
     ));
+    render_runs(&mut out, &durable.reserve_release);
     out.push_str(&format!(
-        "{:>8} {:>9} {:>8} {:>9} {:>14} {:>11} {:>10} {:>10} {:>11}\n",
-        "threads",
-        "pairs/s",
-        "call us",
-        "groups/s",
-        "records/fsync",
-        "fsync mean",
-        "fsync p50",
-        "fsync p99",
-        "busy cores"
+        "the same, each thread acknowledging {DURABLE_BATCH_PAIRS} pairs together (Engine::batch, as a server answers \
+         a frame):\n"
     ));
-    for run in &durable.reserve_release.by_threads {
-        let busy_cores: Vec<f64> = run.busy_cores_runs.iter().flatten().copied().collect();
-        let busy_cores = if busy_cores.is_empty() { "-".to_owned() } else { format!("{:.2}", median(&busy_cores)) };
+    render_runs(&mut out, &durable.reserve_release_batched);
+    out.push_str("call us: mean wall time of one reserve or release call; fsync times in microseconds\n");
+    for rates in [&durable.reserve_release, &durable.reserve_release_batched] {
         out.push_str(&format!(
-            "{:>8} {:>9} {:>8.0} {:>9.0} {:>14.1} {:>11} {:>10} {:>10} {:>11}\n",
-            run.threads,
-            thousands(run.pairs_per_sec),
-            run.call_us_mean,
-            run.groups_per_sec,
-            run.records_per_group,
-            run.fsync_us_mean.map_or_else(|| "-".to_owned(), |mean| format!("{mean:.0}")),
-            optional_count(run.fsync_us_p50),
-            optional_count(run.fsync_us_p99),
-            busy_cores
+            "best acknowledged {}: {} pairs/s at {} threads (target {})\n",
+            rates.acknowledged,
+            thousands(rates.ops_per_sec),
+            rates.best_threads,
+            goal_min(rates.ops_per_sec, DURABLE_PAIRS_PER_SECOND_MIN)
         ));
     }
-    out.push_str("call us: mean wall time of one reserve or release call; fsync times in microseconds\n");
-    let rates = &durable.reserve_release;
-    out.push_str(&format!(
-        "best: {} pairs/s at {} threads (target {})\n",
-        thousands(rates.ops_per_sec),
-        rates.best_threads,
-        goal_min(rates.ops_per_sec, DURABLE_PAIRS_PER_SECOND_MIN)
-    ));
 
     let not_durable = &durable.reserve_release_not_durable;
     let by_threads: Vec<String> = not_durable
@@ -663,6 +668,38 @@ pub fn render_table(durable: &DurableFigures, recovery: &RecoveryFigures, snapsh
         snapshot.baseline_max_pause_ms
     ));
     out
+}
+
+/// Appends one row per thread count of `rates`.
+fn render_runs(out: &mut String, rates: &DurableRates) {
+    out.push_str(&format!(
+        "{:>8} {:>9} {:>8} {:>9} {:>14} {:>11} {:>10} {:>10} {:>11}\n",
+        "threads",
+        "pairs/s",
+        "call us",
+        "groups/s",
+        "records/fsync",
+        "fsync mean",
+        "fsync p50",
+        "fsync p99",
+        "busy cores"
+    ));
+    for run in &rates.by_threads {
+        let busy_cores: Vec<f64> = run.busy_cores_runs.iter().flatten().copied().collect();
+        let busy_cores = if busy_cores.is_empty() { "-".to_owned() } else { format!("{:.2}", median(&busy_cores)) };
+        out.push_str(&format!(
+            "{:>8} {:>9} {:>8.0} {:>9.0} {:>14.1} {:>11} {:>10} {:>10} {:>11}\n",
+            run.threads,
+            thousands(run.pairs_per_sec),
+            run.call_us_mean,
+            run.groups_per_sec,
+            run.records_per_group,
+            run.fsync_us_mean.map_or_else(|| "-".to_owned(), |mean| format!("{mean:.0}")),
+            optional_count(run.fsync_us_p50),
+            optional_count(run.fsync_us_p99),
+            busy_cores
+        ));
+    }
 }
 
 fn render_recovery(recovery: &RecoveryFigures) -> String {

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use promesa_bench::capacity::{self, Plan};
 use promesa_bench::catalogue::{Catalogue, build_engine, load_catalogue};
 use promesa_bench::durable::LogFolder;
-use promesa_bench::measure::{OPERATIONS_PER_CHECK, run_count, run_for_in_batches};
+use promesa_bench::measure::{Batch, OPERATIONS_PER_CHECK, run_count, run_for_in_batches};
 use promesa_bench::workload::Workload;
 use promesa_engine::wal::writer::Durability;
 
@@ -70,6 +70,10 @@ enum Command {
         /// this durability. Without it, the engine keeps no log.
         #[arg(long, value_enum)]
         log: Option<LogDurability>,
+        /// With `--log`: operations each thread acknowledges together with
+        /// `Engine::batch` (one wait for the log per batch). 0 waits per call.
+        #[arg(long, default_value_t = 0)]
+        acknowledge_batch: u64,
     },
 }
 
@@ -112,7 +116,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Run { workload, threads, positions, lines, batch_skus, secs, prefill, log } => {
+        Command::Run { workload, threads, positions, lines, batch_skus, secs, prefill, log, acknowledge_batch } => {
             let workload = match workload {
                 WorkloadName::ReserveRelease => Workload::ReserveRelease { lines },
                 WorkloadName::HotSku => Workload::HotReserveRelease,
@@ -143,7 +147,11 @@ fn main() -> ExitCode {
             }
             // A logging engine's calls wait for the disk, so threads check the stop flag
             // after every operation.
-            let batch = if log.is_some() { 1 } else { OPERATIONS_PER_CHECK };
+            let batch = match (log.is_some(), acknowledge_batch) {
+                (true, 0) => Batch::checks_every(1),
+                (true, operations) => Batch { operations, acknowledged_together: true },
+                (false, _) => Batch::checks_every(OPERATIONS_PER_CHECK),
+            };
             let duration = Duration::from_secs_f64(secs);
             let measurement = run_for_in_batches(&engine, catalogue, workload, threads, duration, now_ms, batch);
             println!(

@@ -96,7 +96,33 @@ pub fn run_for(
     duration: Duration,
     now_ms: u64,
 ) -> Measurement {
-    run_for_in_batches(engine, catalogue, workload, threads, duration, now_ms, OPERATIONS_PER_CHECK)
+    run_for_in_batches(
+        engine,
+        catalogue,
+        workload,
+        threads,
+        duration,
+        now_ms,
+        Batch::checks_every(OPERATIONS_PER_CHECK),
+    )
+}
+
+/// How a measuring thread groups its operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Operations between two checks of the stop flag.
+    pub operations: u64,
+    /// Whether the batch's operations are acknowledged together ([`Engine::batch`]):
+    /// one wait for the log per batch instead of one per call.
+    pub acknowledged_together: bool,
+}
+
+impl Batch {
+    /// Checks the stop flag every `operations`; each call waits for its own
+    /// acknowledgement.
+    pub fn checks_every(operations: u64) -> Self {
+        Batch { operations, acknowledged_together: false }
+    }
 }
 
 /// As [`run_for`], with `batch_operations` operations between two checks of the stop
@@ -109,8 +135,9 @@ pub fn run_for_in_batches(
     threads: usize,
     duration: Duration,
     now_ms: u64,
-    batch_operations: u64,
+    batch: Batch,
 ) -> Measurement {
+    let batch_operations = batch.operations;
     assert!(threads > 0, "a measurement needs at least one thread");
     assert!(batch_operations > 0, "a batch needs at least one operation");
     let barrier = Barrier::new(threads + 1);
@@ -126,7 +153,11 @@ pub fn run_for_in_batches(
                     let mut units = 0;
                     barrier.wait();
                     while !stop.load(Ordering::Relaxed) {
-                        units += worker.run(batch_operations);
+                        units += if batch.acknowledged_together {
+                            engine.batch(|| worker.run(batch_operations)).expect("the log failed during a batch")
+                        } else {
+                            worker.run(batch_operations)
+                        };
                         operations += batch_operations;
                     }
                     (operations, units)

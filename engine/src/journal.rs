@@ -16,6 +16,8 @@ thread_local! {
     static ACK_LSN: Cell<u64> = const { Cell::new(0) };
     /// Whether an append of the current request failed.
     static APPEND_FAILED: Cell<bool> = const { Cell::new(false) };
+    /// Inside `Engine::batch`: the highest LSN the batch's calls depended on so far.
+    static BATCH_LSN: Cell<Option<u64>> = const { Cell::new(None) };
     /// Records this thread appended, and the LSN just past the last one; position
     /// guards stamp that LSN when the count moved while they were held.
     static APPENDED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
@@ -74,7 +76,8 @@ impl Journal {
         ACK_LSN.with(|ack| ack.set(ack.get().max(lsn)));
     }
 
-    /// Waits until everything the current request depended on is durable.
+    /// Waits until everything the current request depended on is durable. Inside a
+    /// batch, adds it to the batch's wait instead.
     pub(crate) fn acknowledge(&self) -> Result<(), LogError> {
         let Some(log) = &self.log else { return Ok(()) };
         let lsn = ACK_LSN.with(|ack| ack.replace(0));
@@ -82,7 +85,37 @@ impl Journal {
             log.check_poisoned()?;
             return Err(LogError::ShutDown);
         }
+        if let Some(batch_lsn) = BATCH_LSN.get() {
+            BATCH_LSN.set(Some(batch_lsn.max(lsn)));
+            return log.check_poisoned();
+        }
         log.wait_durable(lsn)
+    }
+
+    /// Runs `calls` with every acknowledgement deferred, then waits once for all of
+    /// them. A batch inside a batch joins the outer one.
+    pub(crate) fn batch<T>(&self, calls: impl FnOnce() -> T) -> Result<T, LogError> {
+        if BATCH_LSN.get().is_some() {
+            return Ok(calls());
+        }
+
+        /// Ends the batch even if `calls` panics.
+        struct EndBatch;
+        impl Drop for EndBatch {
+            fn drop(&mut self) {
+                BATCH_LSN.set(None);
+            }
+        }
+        BATCH_LSN.set(Some(0));
+        let end = EndBatch;
+        let value = calls();
+        let lsn = BATCH_LSN.get().unwrap_or(0);
+        drop(end);
+
+        match &self.log {
+            Some(log) => log.wait_durable(lsn).map(|()| value),
+            None => Ok(value),
+        }
     }
 
     pub(crate) fn log(&self) -> Option<&LogWriter> {

@@ -189,6 +189,18 @@ impl Engine {
         })
     }
 
+    /// Runs several mutating calls and acknowledges them together: inside `calls`,
+    /// each call applies its change and returns its outcome without waiting for the
+    /// log; `batch` then waits once until every record they depended on is durable.
+    ///
+    /// This is how a server answers a frame of requests with one wait. Outcomes seen
+    /// inside `calls` are not acknowledged yet: hand them to clients only after
+    /// `batch` returns `Ok`. On `Err` the log has failed and none of them is durable
+    /// for sure. Reads inside `calls` see the applied changes, as they would anyway.
+    pub fn batch<T>(&self, calls: impl FnOnce() -> T) -> Result<T, error::LogError> {
+        self.journal.batch(calls)
+    }
+
     /// Returns the engine's time: the highest `now_ms` it has seen.
     pub fn now_ms(&self) -> u64 {
         self.clock.high_water_mark()

@@ -444,6 +444,32 @@ mod engine_on_failed_log {
         assert_eq!(position.on_hand, 5);
         assert!(error.to_string().contains("restart to recover from the log"), "{error}");
     }
+
+    #[test]
+    fn batch_on_a_failing_log_reports_the_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::unlimited();
+        let storage: Arc<dyn Storage> =
+            Arc::new(FaultyStorage { inner: FsStorage::new(dir.path()).unwrap(), faults: Arc::clone(&faults) });
+        let now_ms = 1_767_225_600_000;
+        let (engine, _) =
+            Engine::open(EngineConfig::default(), storage, LogConfig::default(), ScanOptions::default(), now_ms)
+                .unwrap();
+        let spec = LocationSpec {
+            code: "L0".into(),
+            kind: LocationKind::Warehouse,
+            lat: 0.0,
+            lon: 0.0,
+            methods: FulfilmentMethods::SHIP,
+            daily_capacity: 0,
+            active: true,
+        };
+        engine.upsert_location(&spec).unwrap();
+
+        faults.syncs_left.store(0, Ordering::Release);
+        let result = engine.batch(|| engine.set_on_hand("SKU", "L0", 5, now_ms).is_ok());
+        assert!(matches!(result, Err(LogError::Poisoned { .. })), "{result:?}");
+    }
 }
 
 mod snapshots_with_faults {

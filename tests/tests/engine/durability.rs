@@ -160,6 +160,36 @@ fn hold_past_deadline_while_down_expires_once_at_open() {
     again.close().unwrap();
 }
 
+#[test]
+fn batch_is_durable_when_it_returns() {
+    use promesa_engine::wal::sim::SimStorage;
+
+    let disk = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+    let (engine, _) = open(&storage, T0_MS);
+    engine.upsert_location(&warehouse("L0")).unwrap();
+    engine.set_on_hand("SKU-A", "L0", 100, T0_MS).unwrap();
+
+    let held = engine
+        .batch(|| {
+            (0..20)
+                .map(|index| engine.reserve(&reserve_one(&format!("order-{index}"), "SKU-A", "L0", 2), T0_MS))
+                .filter(|outcome| outcome.as_ref().is_ok_and(|outcome| outcome.held_all()))
+                .count()
+        })
+        .unwrap();
+    assert_eq!(held, 20);
+
+    // A crash right after the batch returned, losing every write not yet synced.
+    let image: Arc<dyn Storage> = Arc::new(disk.crash_image(|_| (0, 0)));
+    let (recovered, _) = open(&image, T0_MS);
+    assert_eq!(recovered.availability("SKU-A", "L0", None, T0_MS).unwrap().reserved, 40);
+    for index in 0..20 {
+        assert!(recovered.get(&format!("order-{index}"), T0_MS).is_some(), "order-{index} was lost");
+    }
+    engine.close().unwrap();
+}
+
 mod crash_points {
     //! Random operations on a durable engine over a simulated disk, crashed at random
     //! points: the engine recovered from what the disk kept must equal the engine that
