@@ -1,0 +1,193 @@
+//! Frames round-trip, and malformed bytes are refused without a panic.
+
+use promesa_protocol::frame::{
+    LENGTH_PREFIX_BYTES, access_client_frame, access_server_frame, check_limits, encode_client_frame,
+    encode_server_frame, payload_from,
+};
+use promesa_protocol::limits::{FRAME_BYTES_MAX, LINES_PER_RESERVATION_MAX, REQUESTS_PER_FRAME_MAX};
+use promesa_protocol::{
+    ArchivedRequest, ArchivedResponse, ClientFrame, FrameError, FrameReader, LineOutcome, Request, RequestEnvelope,
+    ReserveLine, Response, ResponseEnvelope, ServerFrame, Units,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn reserve(id: &str, lines: usize) -> Request {
+    Request::Reserve {
+        reservation_id: id.to_owned(),
+        channel: Some("web".to_owned()),
+        lines: (0..lines)
+            .map(|index| ReserveLine { sku: format!("SKU-{index}"), location: "MX-CDMX-01".to_owned(), quantity: 2 })
+            .collect(),
+        partial: false,
+        ttl_ms: 900_000,
+    }
+}
+
+fn sample_frame() -> ClientFrame {
+    ClientFrame {
+        requests: vec![
+            RequestEnvelope { id: 1, request: Request::Hello { major: 1, minor: 0, token: "secret".into() } },
+            RequestEnvelope { id: 2, request: reserve("order-1", 2) },
+            RequestEnvelope {
+                id: 3,
+                request: Request::Confirm { reservation_id: "order-1".into(), op_id: "c1".into(), units: Units::All },
+            },
+            RequestEnvelope { id: 4, request: Request::Stats },
+        ],
+    }
+}
+
+/// Splits an encoded frame into its payload.
+fn payload_of(bytes: &[u8]) -> promesa_protocol::Payload {
+    payload_from(&bytes[LENGTH_PREFIX_BYTES..])
+}
+
+#[test]
+fn client_frame_round_trips() {
+    let bytes = encode_client_frame(&sample_frame());
+    let payload = payload_of(&bytes);
+    let frame = access_client_frame(&payload).unwrap();
+    assert_eq!(frame.requests.len(), 4);
+    assert_eq!(frame.requests[1].id.to_native(), 2);
+    let ArchivedRequest::Reserve { reservation_id, lines, ttl_ms, .. } = &frame.requests[1].request else {
+        panic!("request 2 is not a reserve");
+    };
+    assert_eq!(reservation_id.as_str(), "order-1");
+    assert_eq!(lines.len(), 2);
+    assert_eq!(ttl_ms.to_native(), 900_000);
+    for envelope in frame.requests.iter() {
+        check_limits(&envelope.request).unwrap();
+    }
+}
+
+#[test]
+fn server_frame_round_trips() {
+    let frame = ServerFrame {
+        responses: vec![
+            ResponseEnvelope {
+                id: 2,
+                response: Response::Reserved {
+                    replayed: false,
+                    deadline_ms: 5,
+                    lines: vec![LineOutcome { status: 0, requested: 2, held: 2 }],
+                },
+            },
+            ResponseEnvelope { id: 9, response: Response::Error { code: 5, message: "limit".into() } },
+        ],
+    };
+    let bytes = encode_server_frame(&frame);
+    let payload = payload_of(&bytes);
+    let archived = access_server_frame(&payload).unwrap();
+    assert!(matches!(archived.responses[0].response, ArchivedResponse::Reserved { .. }));
+    let ArchivedResponse::Error { code, message } = &archived.responses[1].response else {
+        panic!("response 9 is not an error");
+    };
+    assert_eq!(code.to_native(), 5);
+    assert_eq!(message.as_str(), "limit");
+}
+
+#[test]
+fn reader_splits_frames_at_any_boundary() {
+    let mut stream = Vec::new();
+    for _ in 0..3 {
+        stream.extend(encode_client_frame(&sample_frame()));
+    }
+    for chunk_len in [1, 3, 7, 64, stream.len()] {
+        let mut reader = FrameReader::default();
+        let mut frames = 0;
+        for chunk in stream.chunks(chunk_len) {
+            reader.push(chunk);
+            while let Some(payload) = reader.next_payload().unwrap() {
+                assert_eq!(access_client_frame(&payload).unwrap().requests.len(), 4);
+                frames += 1;
+            }
+        }
+        assert_eq!(frames, 3, "chunks of {chunk_len} bytes");
+        assert_eq!(reader.buffered_bytes(), 0);
+    }
+}
+
+#[test]
+fn length_prefix_over_the_limit_is_refused_before_buffering() {
+    let mut reader = FrameReader::default();
+    reader.push(&u32::MAX.to_le_bytes());
+    let error = reader.next_payload().unwrap_err();
+    assert_eq!(error, FrameError::TooLarge { len: u64::from(u32::MAX) });
+    assert!(error.to_string().contains("frame_bytes_max"), "{error}");
+
+    let mut reader = FrameReader::default();
+    reader.push(&(FRAME_BYTES_MAX + 1).to_le_bytes());
+    assert!(matches!(reader.next_payload(), Err(FrameError::TooLarge { .. })));
+}
+
+#[test]
+fn too_many_requests_in_a_frame_are_refused() {
+    let requests = (0..=REQUESTS_PER_FRAME_MAX as u64).map(|id| RequestEnvelope { id, request: Request::Ping });
+    let bytes = encode_client_frame(&ClientFrame { requests: requests.collect() });
+    let payload = payload_of(&bytes);
+    let error = access_client_frame(&payload).err().expect("too many requests are refused");
+    assert_eq!(error, FrameError::TooManyRequests { count: REQUESTS_PER_FRAME_MAX + 1 });
+    assert!(error.to_string().contains("requests_per_frame_max = 4096"), "{error}");
+}
+
+#[test]
+fn limits_name_the_field_the_value_and_the_limit() {
+    let frame = ClientFrame {
+        requests: vec![
+            RequestEnvelope { id: 1, request: reserve("order-1", LINES_PER_RESERVATION_MAX + 1) },
+            RequestEnvelope { id: 2, request: reserve(&"x".repeat(129), 1) },
+            RequestEnvelope {
+                id: 3,
+                request: Request::SetOnHand { sku: "S".repeat(65), location: "L0".into(), on_hand: 1 },
+            },
+        ],
+    };
+    let bytes = encode_client_frame(&frame);
+    let payload = payload_of(&bytes);
+    let archived = access_client_frame(&payload).unwrap();
+    let messages: Vec<String> =
+        archived.requests.iter().map(|envelope| check_limits(&envelope.request).unwrap_err().to_string()).collect();
+    assert_eq!(messages[0], "lines is 1001, over the limit lines_per_reservation_max = 1000");
+    assert_eq!(messages[1], "reservation_id is 129, over the limit id_len_max = 128");
+    assert_eq!(messages[2], "sku is 65, over the limit code_len_max = 64");
+}
+
+#[test]
+fn malformed_payloads_are_refused_without_panicking() {
+    let seed: u64 = std::env::var("PROMESA_TEST_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(0x5EED);
+    eprintln!("malformed_payloads_are_refused_without_panicking: seed {seed} (replay with PROMESA_TEST_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let valid = encode_client_frame(&sample_frame());
+    let valid_payload = &valid[LENGTH_PREFIX_BYTES..];
+
+    let mut refused = 0;
+    for round in 0..20_000 {
+        let bytes: Vec<u8> = match round % 4 {
+            // Random bytes of random length.
+            0 => (0..rng.gen_range(0..256)).map(|_| rng.r#gen()).collect(),
+            // The valid payload cut short.
+            1 => valid_payload[..rng.gen_range(0..valid_payload.len())].to_vec(),
+            // The valid payload with a few bytes changed (offsets, lengths, tags).
+            _ => {
+                let mut bytes = valid_payload.to_vec();
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..bytes.len());
+                    bytes[at] = rng.r#gen();
+                }
+                bytes
+            }
+        };
+        let payload = payload_from(&bytes);
+        match access_client_frame(&payload) {
+            Ok(frame) => {
+                // A change that kept the archive valid: every request is still readable.
+                for envelope in frame.requests.iter() {
+                    let _ = check_limits(&envelope.request);
+                }
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(refused > 10_000, "only {refused} of 20000 damaged payloads were refused");
+}
