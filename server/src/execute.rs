@@ -1,0 +1,603 @@
+//! The request path: a validated client frame in, the engine calls, one server frame
+//! out. A frame with mutations runs inside `Engine::batch`, so its response is built
+//! only once the log holds every change the frame made or depended on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use promesa_engine::error::{
+    AvailabilityError, ChannelError, CodeError, LoadError, LocationError, LogError, ReservationError, ReserveError,
+    StockError,
+};
+use promesa_engine::{
+    AdjustReason, AdjustRequest, ConfirmRequest, Engine, ExtendRequest, FulfilRequest, FulfilmentMethods, LineQuantity,
+    LocationFilter, LocationKind, LocationSpec, Policy, PositionRow, ReleaseFrom, ReleaseRequest, ReserveRequest,
+    Units,
+};
+use promesa_protocol::frame::check_limits;
+use promesa_protocol::{
+    ArchivedClientFrame, ArchivedRequest, ArchivedUnits, ErrorCode, Figure, LineOutcome, LineView,
+    LocationAvailability, PositionAvailability, Request, ReservationView, Response, ResponseEnvelope, Role,
+    ServerFrame, SkuAvailability,
+};
+
+/// Most imports staged at once; a new import id past it is refused.
+pub const STAGED_IMPORTS_MAX: usize = 16;
+
+/// Most rows staged under one import id.
+pub const STAGED_ROWS_MAX: usize = 50_000_000;
+
+/// Most bad rows listed in an import's error message; the count covers all of them.
+pub const BAD_ROWS_LISTED_MAX: usize = 20;
+
+/// Rows of one import staged so far, with the line number of each.
+#[derive(Default)]
+struct StagedImport {
+    rows: Vec<PositionRow>,
+    lines: Vec<u64>,
+}
+
+/// Runs client frames against the engine.
+pub struct Executor {
+    engine: Arc<Engine>,
+    imports: Mutex<HashMap<String, StagedImport>>,
+}
+
+/// Returns the server's wall clock in milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+}
+
+/// The role a request needs.
+pub fn required_role(request: &ArchivedRequest) -> Role {
+    match request {
+        ArchivedRequest::Hello { .. }
+        | ArchivedRequest::Ping
+        | ArchivedRequest::Availability { .. }
+        | ArchivedRequest::AvailabilityMany { .. }
+        | ArchivedRequest::Get { .. }
+        | ArchivedRequest::Stats => Role::Read,
+        ArchivedRequest::Reserve { .. }
+        | ArchivedRequest::Confirm { .. }
+        | ArchivedRequest::Release { .. }
+        | ArchivedRequest::Fulfil { .. }
+        | ArchivedRequest::Extend { .. } => Role::Reserve,
+        ArchivedRequest::UpsertLocations { .. }
+        | ArchivedRequest::UpsertChannel { .. }
+        | ArchivedRequest::SetOnHand { .. }
+        | ArchivedRequest::AdjustOnHand { .. }
+        | ArchivedRequest::SetSafetyStock { .. }
+        | ArchivedRequest::ImportRows { .. }
+        | ArchivedRequest::ImportCommit { .. } => Role::Admin,
+    }
+}
+
+/// Whether a request may change state (and so its answer waits for the log).
+pub fn is_mutation(request: &ArchivedRequest) -> bool {
+    required_role(request) != Role::Read && !matches!(request, ArchivedRequest::ImportRows { .. })
+}
+
+fn allows(role: Role, needed: Role) -> bool {
+    (role as u8) >= (needed as u8)
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error { code: code.number(), message: message.into() }
+}
+
+impl Executor {
+    /// Serves requests from `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Executor { engine, imports: Mutex::new(HashMap::new()) }
+    }
+
+    /// Returns the engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Returns the engine, dropping staged imports.
+    pub fn into_engine(self) -> Arc<Engine> {
+        self.engine
+    }
+
+    /// Runs every request of a frame for a client with `role` and returns the frame of
+    /// responses. Blocks while the log makes the frame's changes durable.
+    pub fn execute_frame(&self, frame: &ArchivedClientFrame, role: Role) -> ServerFrame {
+        let now_ms = wall_clock_ms();
+        let run = || -> Vec<ResponseEnvelope> {
+            frame
+                .requests
+                .iter()
+                .map(|envelope| ResponseEnvelope {
+                    id: envelope.id.to_native(),
+                    response: self.execute(&envelope.request, role, now_ms),
+                })
+                .collect()
+        };
+        if !frame.requests.iter().any(|envelope| is_mutation(&envelope.request)) {
+            return ServerFrame { responses: run() };
+        }
+
+        match self.engine.batch(run) {
+            Ok(responses) => ServerFrame { responses },
+            Err(log_error) => {
+                // The changes may not be durable, so none is acknowledged.
+                let message = format!("the change is not acknowledged: {log_error}");
+                let responses = frame
+                    .requests
+                    .iter()
+                    .map(|envelope| ResponseEnvelope {
+                        id: envelope.id.to_native(),
+                        response: error(ErrorCode::Unavailable, message.clone()),
+                    })
+                    .collect();
+                ServerFrame { responses }
+            }
+        }
+    }
+
+    /// Runs one request.
+    pub fn execute(&self, request: &ArchivedRequest, role: Role, now_ms: u64) -> Response {
+        if let Err(limit) = check_limits(request) {
+            return error(ErrorCode::LimitExceeded, limit.to_string());
+        }
+        let needed = required_role(request);
+        if !allows(role, needed) {
+            return error(
+                ErrorCode::Forbidden,
+                format!("this request needs the {} role; the token has the {} role", needed.name(), role.name()),
+            );
+        }
+        let engine = &*self.engine;
+        match request {
+            ArchivedRequest::Hello { .. } => error(ErrorCode::Malformed, "hello is only the first request"),
+            ArchivedRequest::Ping => Response::Pong { now_ms: engine.now_ms().max(now_ms) },
+            ArchivedRequest::UpsertLocations { locations } => {
+                let (mut created, mut replaced) = (0, 0);
+                for (index, row) in locations.iter().enumerate() {
+                    let Some(kind) = LocationKind::from_code(row.kind) else {
+                        return error(
+                            ErrorCode::InvalidArgument,
+                            format!("locations[{index}]: kind {} is not known; expected 0 to 3", row.kind),
+                        );
+                    };
+                    let Some(methods) = FulfilmentMethods::from_bits(row.methods) else {
+                        return error(
+                            ErrorCode::InvalidArgument,
+                            format!(
+                                "locations[{index}]: methods {:#x} has unknown bits; expected at most 0x1f",
+                                row.methods
+                            ),
+                        );
+                    };
+                    let spec = LocationSpec {
+                        code: row.code.to_string(),
+                        kind,
+                        lat: row.lat.to_native(),
+                        lon: row.lon.to_native(),
+                        methods,
+                        daily_capacity: row.daily_capacity.to_native(),
+                        active: row.active,
+                    };
+                    match engine.upsert_location(&spec) {
+                        Ok(true) => created += 1,
+                        Ok(false) => replaced += 1,
+                        Err(failure) => return location_error(index, &failure),
+                    }
+                }
+                Response::Upserted { created, replaced }
+            }
+            ArchivedRequest::UpsertChannel { code, may_sell_safety_stock } => {
+                match engine.upsert_channel(code.as_str(), *may_sell_safety_stock) {
+                    Ok(new) => Response::Upserted { created: u32::from(new), replaced: u32::from(!new) },
+                    Err(ChannelError::Code(failure)) => code_error(&failure),
+                    Err(ChannelError::Log(failure)) => log_error(&failure),
+                    Err(failure) => error(ErrorCode::Internal, failure.to_string()),
+                }
+            }
+            ArchivedRequest::SetOnHand { sku, location, on_hand } => {
+                stock_changed(engine.set_on_hand(sku.as_str(), location.as_str(), on_hand.to_native(), now_ms))
+            }
+            ArchivedRequest::SetSafetyStock { sku, location, units } => {
+                stock_changed(engine.set_safety_stock(sku.as_str(), location.as_str(), units.to_native(), now_ms))
+            }
+            ArchivedRequest::AdjustOnHand { sku, location, delta, reason, op_id } => {
+                let reason = match reason {
+                    0 => AdjustReason::Receipt,
+                    1 => AdjustReason::Damage,
+                    2 => AdjustReason::Correction,
+                    3 => AdjustReason::Return,
+                    other => {
+                        return error(
+                            ErrorCode::InvalidArgument,
+                            format!(
+                                "reason {other} is not known; expected 0 receipt, 1 damage, 2 correction, 3 return"
+                            ),
+                        );
+                    }
+                };
+                let request = AdjustRequest {
+                    sku: sku.to_string(),
+                    location: location.to_string(),
+                    delta: delta.to_native(),
+                    reason,
+                    op_id: op_id.to_string(),
+                };
+                stock_changed(engine.adjust_on_hand(&request, now_ms))
+            }
+            ArchivedRequest::ImportRows { import_id, first_line, rows } => {
+                let mut imports = self.imports.lock();
+                if !imports.contains_key(import_id.as_str()) && imports.len() >= STAGED_IMPORTS_MAX {
+                    return error(
+                        ErrorCode::LimitExceeded,
+                        format!(
+                            "{} imports are staged, the limit staged_imports_max = {STAGED_IMPORTS_MAX}",
+                            imports.len()
+                        ),
+                    );
+                }
+                let staged = imports.entry(import_id.to_string()).or_default();
+                if staged.rows.len() + rows.len() > STAGED_ROWS_MAX {
+                    return error(
+                        ErrorCode::LimitExceeded,
+                        format!(
+                            "import {} would stage {} rows, over the limit staged_rows_max = {STAGED_ROWS_MAX}",
+                            import_id.as_str(),
+                            staged.rows.len() + rows.len()
+                        ),
+                    );
+                }
+                for (offset, row) in rows.iter().enumerate() {
+                    staged.rows.push(PositionRow {
+                        sku: row.sku.to_string(),
+                        location: row.location.to_string(),
+                        on_hand: row.on_hand.to_native(),
+                        safety_stock: row.safety_stock.as_ref().map(|units| units.to_native()),
+                    });
+                    staged.lines.push(first_line.to_native() + offset as u64);
+                }
+                Response::ImportStaged { rows_staged: staged.rows.len() as u64 }
+            }
+            ArchivedRequest::ImportCommit { import_id } => {
+                let Some(staged) = self.imports.lock().remove(import_id.as_str()) else {
+                    return error(ErrorCode::NotFound, format!("import {} has no staged rows", import_id.as_str()));
+                };
+                match engine.load_positions(&staged.rows, now_ms) {
+                    Ok(summary) => Response::ImportCommitted {
+                        rows: summary.rows as u64,
+                        positions_created: summary.positions_created as u64,
+                    },
+                    Err(LoadError::InvalidRows { rows }) => {
+                        let listed: Vec<String> = rows
+                            .iter()
+                            .take(BAD_ROWS_LISTED_MAX)
+                            .map(|(index, failure)| format!("line {}: {failure}", staged.lines[*index]))
+                            .collect();
+                        error(
+                            ErrorCode::InvalidArgument,
+                            format!(
+                                "import {} rejected, nothing applied: {} bad rows; {}",
+                                import_id.as_str(),
+                                rows.len(),
+                                listed.join("; ")
+                            ),
+                        )
+                    }
+                    Err(LoadError::Log(failure)) => log_error(&failure),
+                    Err(failure) => error(ErrorCode::Internal, failure.to_string()),
+                }
+            }
+            ArchivedRequest::Availability { sku, location, channel } => {
+                let channel = channel.as_ref().map(|name| name.as_str());
+                match engine.availability(sku.as_str(), location.as_str(), channel, now_ms) {
+                    Ok(read) => Response::Availability(position(&read)),
+                    Err(failure) => availability_error(&failure),
+                }
+            }
+            ArchivedRequest::AvailabilityMany { skus, locations, channel, per_location } => {
+                let channel = channel.as_ref().map(|name| name.as_str());
+                let skus: Vec<&str> = skus.iter().map(|sku| sku.as_str()).collect();
+                let locations: Vec<&str> = locations.iter().map(|location| location.as_str()).collect();
+                let filter = if locations.is_empty() { LocationFilter::All } else { LocationFilter::Only(&locations) };
+                match engine.availability_batch(&skus, filter, channel, *per_location, now_ms) {
+                    Ok(results) => Response::AvailabilityMany(
+                        skus.iter()
+                            .zip(results)
+                            .map(|(sku, result)| match result {
+                                Ok(read) => SkuAvailability {
+                                    sku: (*sku).to_owned(),
+                                    known: true,
+                                    locations: read
+                                        .locations
+                                        .iter()
+                                        .map(|entry| LocationAvailability {
+                                            location: entry.location.to_owned(),
+                                            availability: position(&entry.availability),
+                                        })
+                                        .collect(),
+                                    total_atp: read.total_atp.max(0) as u64,
+                                },
+                                Err(_) => SkuAvailability {
+                                    sku: (*sku).to_owned(),
+                                    known: false,
+                                    locations: Vec::new(),
+                                    total_atp: 0,
+                                },
+                            })
+                            .collect(),
+                    ),
+                    Err(failure) => availability_error(&failure),
+                }
+            }
+            ArchivedRequest::Reserve { reservation_id, channel, lines, partial, ttl_ms } => {
+                let request = ReserveRequest {
+                    reservation_id: reservation_id.to_string(),
+                    channel: channel.as_ref().map(|name| name.to_string()),
+                    lines: lines
+                        .iter()
+                        .map(|line| promesa_engine::ReserveLine {
+                            sku: line.sku.to_string(),
+                            location: line.location.to_string(),
+                            quantity: line.quantity.to_native(),
+                        })
+                        .collect(),
+                    policy: if *partial { Policy::Partial } else { Policy::AllOrNothing },
+                    ttl_ms: ttl_ms.to_native(),
+                };
+                match engine.reserve(&request, now_ms) {
+                    Ok(outcome) => Response::Reserved {
+                        replayed: outcome.replayed,
+                        deadline_ms: outcome.deadline_ms,
+                        lines: outcome
+                            .lines
+                            .iter()
+                            .map(|line| LineOutcome {
+                                status: line.status.code(),
+                                requested: u64::from(line.requested),
+                                held: u64::from(line.held),
+                            })
+                            .collect(),
+                    },
+                    Err(failure) => reserve_error(&failure),
+                }
+            }
+            ArchivedRequest::Confirm { reservation_id, op_id, units } => {
+                let request = ConfirmRequest {
+                    reservation_id: reservation_id.to_string(),
+                    op_id: op_id.to_string(),
+                    units: engine_units(units),
+                };
+                operated(engine.confirm(&request, now_ms))
+            }
+            ArchivedRequest::Release { reservation_id, op_id, units, from } => {
+                let from = match from {
+                    0 => ReleaseFrom::HeldFirst,
+                    1 => ReleaseFrom::Held,
+                    2 => ReleaseFrom::Allocated,
+                    other => {
+                        return error(
+                            ErrorCode::InvalidArgument,
+                            format!("from {other} is not known; expected 0 held first, 1 held, 2 allocated"),
+                        );
+                    }
+                };
+                let request = ReleaseRequest {
+                    reservation_id: reservation_id.to_string(),
+                    op_id: op_id.to_string(),
+                    units: engine_units(units),
+                    from,
+                };
+                operated(engine.release(&request, now_ms))
+            }
+            ArchivedRequest::Fulfil { reservation_id, op_id, units } => {
+                let request = FulfilRequest {
+                    reservation_id: reservation_id.to_string(),
+                    op_id: op_id.to_string(),
+                    units: engine_units(units),
+                };
+                operated(engine.fulfil(&request, now_ms))
+            }
+            ArchivedRequest::Extend { reservation_id, op_id, deadline_ms } => {
+                let request = ExtendRequest {
+                    reservation_id: reservation_id.to_string(),
+                    op_id: op_id.to_string(),
+                    deadline_ms: deadline_ms.to_native(),
+                };
+                operated(engine.extend(&request, now_ms))
+            }
+            ArchivedRequest::Get { reservation_id } => {
+                Response::Reservation(engine.get(reservation_id.as_str(), now_ms).map(|view| {
+                    ReservationView {
+                        id: view.id,
+                        channel: view.channel,
+                        partial: view.policy == Policy::Partial,
+                        state: view.state as u8,
+                        deadline_ms: view.deadline_ms,
+                        created_ms: view.created_ms,
+                        ended_ms: view.ended_ms,
+                        lines: view
+                            .lines
+                            .into_iter()
+                            .map(|line| LineView {
+                                sku: line.sku,
+                                location: line.location,
+                                status: line.status.code(),
+                                requested: u64::from(line.requested),
+                                held: u64::from(line.held),
+                                allocated: u64::from(line.allocated),
+                                fulfilled: u64::from(line.fulfilled),
+                                released: u64::from(line.released),
+                            })
+                            .collect(),
+                    }
+                }))
+            }
+            ArchivedRequest::Stats => Response::Stats(engine_figures(engine)),
+        }
+    }
+}
+
+/// The engine's counters as named figures.
+pub fn engine_figures(engine: &Engine) -> Vec<Figure> {
+    let stats = engine.stats();
+    let mut figures = vec![
+        ("skus", stats.skus),
+        ("locations", stats.locations),
+        ("channels", stats.channels),
+        ("positions", stats.positions),
+        ("positions_in_shortage", stats.positions_in_shortage),
+        ("oversold", stats.oversold),
+        ("open_reservations", stats.open_reservations),
+        ("ended_reservations_kept", stats.ended_reservations_kept),
+        ("forgotten_by_retention", stats.forgotten_by_retention),
+        ("forgotten_by_bound", stats.forgotten_by_bound),
+        ("retention_achieved_ms", stats.retention_achieved_ms),
+        ("holds_expired", stats.holds_expired),
+        ("adjustment_ids_kept", stats.adjustment_ids_kept),
+    ];
+    if let Some(log) = engine.log_stats() {
+        figures.extend([
+            ("log.records", log.records),
+            ("log.groups", log.groups),
+            ("log.bytes", log.bytes),
+            ("log.fsync_us_p50", log.sync_us_p50),
+            ("log.fsync_us_p99", log.sync_us_p99),
+        ]);
+    }
+    figures.into_iter().map(|(name, value)| Figure { name: name.to_owned(), value }).collect()
+}
+
+fn position(read: &promesa_engine::PositionAvailability) -> PositionAvailability {
+    PositionAvailability {
+        on_hand: u64::from(read.on_hand),
+        reserved: u64::from(read.reserved),
+        allocated: u64::from(read.allocated),
+        safety_stock: u64::from(read.safety_stock),
+        atp: read.atp,
+        in_shortage: read.in_shortage,
+    }
+}
+
+fn engine_units(units: &ArchivedUnits) -> Units {
+    match units {
+        ArchivedUnits::All => Units::All,
+        ArchivedUnits::Lines(lines) => Units::Lines(
+            lines
+                .iter()
+                .map(|line| LineQuantity { line: line.line.to_native(), quantity: line.quantity.to_native() })
+                .collect(),
+        ),
+    }
+}
+
+fn stock_changed(result: Result<promesa_engine::StockChange, StockError>) -> Response {
+    match result {
+        Ok(change) => Response::StockChanged {
+            previous: u64::from(change.previous),
+            current: u64::from(change.on_hand),
+            in_shortage: change.in_shortage,
+            replayed: change.replayed,
+        },
+        Err(failure) => stock_error(&failure),
+    }
+}
+
+fn operated(result: Result<promesa_engine::OperationOutcome, ReservationError>) -> Response {
+    match result {
+        Ok(outcome) => Response::Operated {
+            replayed: outcome.replayed,
+            moved: outcome.moved.iter().map(|&units| u64::from(units)).collect(),
+            state: outcome.state as u8,
+            deadline_ms: outcome.deadline_ms,
+        },
+        Err(failure) => reservation_error(&failure),
+    }
+}
+
+fn log_error(failure: &LogError) -> Response {
+    error(ErrorCode::Unavailable, failure.to_string())
+}
+
+fn code_error(failure: &CodeError) -> Response {
+    let code = if matches!(failure, CodeError::TooMany { .. }) {
+        ErrorCode::LimitExceeded
+    } else {
+        ErrorCode::InvalidArgument
+    };
+    error(code, failure.to_string())
+}
+
+fn location_error(index: usize, failure: &LocationError) -> Response {
+    let code = match failure {
+        LocationError::Log(_) => ErrorCode::Unavailable,
+        LocationError::TooManyLocations => ErrorCode::LimitExceeded,
+        _ => ErrorCode::InvalidArgument,
+    };
+    error(code, format!("locations[{index}]: {failure}"))
+}
+
+fn stock_error(failure: &StockError) -> Response {
+    let code = match failure {
+        StockError::UnknownLocation { .. } | StockError::UnknownPosition { .. } => ErrorCode::NotFound,
+        StockError::BelowZero { .. } => ErrorCode::Conflict,
+        StockError::OperationIdReused { .. } => ErrorCode::IdReused,
+        StockError::TooManySkus | StockError::TooManyPositions | StockError::TooManyRows { .. } => {
+            ErrorCode::LimitExceeded
+        }
+        StockError::Log(_) => ErrorCode::Unavailable,
+        _ => ErrorCode::InvalidArgument,
+    };
+    error(code, failure.to_string())
+}
+
+fn availability_error(failure: &AvailabilityError) -> Response {
+    let code = match failure {
+        AvailabilityError::UnknownSku { .. }
+        | AvailabilityError::UnknownLocation { .. }
+        | AvailabilityError::UnknownChannel { .. } => ErrorCode::NotFound,
+        _ => ErrorCode::LimitExceeded,
+    };
+    error(code, failure.to_string())
+}
+
+fn reserve_error(failure: &ReserveError) -> Response {
+    let code = match failure {
+        ReserveError::UnknownChannel { .. } => ErrorCode::NotFound,
+        ReserveError::IdReusedWithDifferentContent { .. } => ErrorCode::IdReused,
+        ReserveError::TooManyLines { .. } => ErrorCode::LimitExceeded,
+        ReserveError::Log(_) => ErrorCode::Unavailable,
+        _ => ErrorCode::InvalidArgument,
+    };
+    error(code, failure.to_string())
+}
+
+fn reservation_error(failure: &ReservationError) -> Response {
+    let code = match failure {
+        ReservationError::UnknownReservation { .. } => ErrorCode::NotFound,
+        ReservationError::OperationIdReused { .. } => ErrorCode::IdReused,
+        ReservationError::QuantityExceeds { .. }
+        | ReservationError::NothingToChange { .. }
+        | ReservationError::Expired { .. }
+        | ReservationError::NotOnHand { .. }
+        | ReservationError::DeadlineNotLater { .. } => ErrorCode::Conflict,
+        ReservationError::Log(_) => ErrorCode::Unavailable,
+        _ => ErrorCode::InvalidArgument,
+    };
+    error(code, failure.to_string())
+}
+
+/// A request built from parts, for tests that drive the executor without a network.
+pub fn encode_requests(requests: Vec<Request>) -> promesa_protocol::Payload {
+    let frame = promesa_protocol::ClientFrame {
+        requests: requests
+            .into_iter()
+            .enumerate()
+            .map(|(id, request)| promesa_protocol::RequestEnvelope { id: id as u64, request })
+            .collect(),
+    };
+    let bytes = promesa_protocol::frame::encode_client_frame(&frame);
+    promesa_protocol::frame::payload_from(&bytes[promesa_protocol::frame::LENGTH_PREFIX_BYTES..])
+}

@@ -1,0 +1,16 @@
+//! Promesa's server: a QUIC endpoint with TLS 1.3 that authenticates clients by token,
+//! decodes and validates their frames, runs them against the engine, and answers each
+//! frame once the write-ahead log holds its changes.
+//!
+//! - [`execute`]: frames to engine calls and back.
+//! - [`server`]: connections, streams, limits, the expiry timer, shutdown.
+//! - [`tls`] and [`auth`]: certificates and tokens, with development defaults written
+//!   to the data folder.
+
+pub mod auth;
+pub mod execute;
+mod files;
+pub mod server;
+pub mod tls;
+
+pub use server::{Server, ServerConfig};
