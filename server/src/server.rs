@@ -35,6 +35,9 @@ pub const IN_FLIGHT_REQUESTS_MAX_DEFAULT: usize = promesa_protocol::limits::IN_F
 pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 /// Time between two expiry sweeps, in milliseconds.
 pub const SWEEP_INTERVAL_MS: u64 = 100;
+/// Longest wait at shutdown for connection tasks to let go of the engine, in
+/// milliseconds.
+const SHUTDOWN_TASKS_WAIT_MS: u64 = 10_000;
 /// Response frames queued per stream before the stream stops taking new frames.
 const RESPONSES_QUEUED_PER_STREAM_MAX: usize = 256;
 
@@ -198,10 +201,26 @@ impl Server {
         tracing::info!("shutting down: frames in flight answered");
         self.endpoint.close(close_code::SHUTTING_DOWN.into(), b"server shutting down");
         self.endpoint.wait_idle().await;
-        sweeper.abort();
+        let _ = sweeper.await;
         scheduler.stop();
         drop(shared);
-        let executor = Arc::into_inner(self.executor).ok_or("the engine is still shared at shutdown")?;
+
+        // Connection and frame tasks drop their handles as they end.
+        let mut executor = self.executor;
+        let mut waited_ms = 0;
+        let executor = loop {
+            match Arc::try_unwrap(executor) {
+                Ok(executor) => break executor,
+                Err(shared) if waited_ms < SHUTDOWN_TASKS_WAIT_MS => {
+                    executor = shared;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    waited_ms += 1;
+                }
+                Err(_) => {
+                    return Err(format!("tasks still hold the engine {SHUTDOWN_TASKS_WAIT_MS} ms after shutdown"));
+                }
+            }
+        };
         let engine = Arc::into_inner(executor.into_engine()).ok_or("the engine is still shared at shutdown")?;
         tokio::task::spawn_blocking(move || engine.close())
             .await
