@@ -1,0 +1,3 @@
+//! `promesa`: the operator's command-line client.
+
+fn main() {}
