@@ -114,18 +114,27 @@ impl Client {
     /// Connects, says hello with the token, and opens the streams.
     pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
         let endpoint = clientendpoint(config)?;
-        let connection = endpoint
+        let connecting = endpoint
             .connect(config.addr, &config.server_name)
-            .map_err(|error| ClientError::Connection(error.to_string()))?
+            .map_err(|error| ClientError::Connection(error.to_string()))?;
+        let connection = tokio::time::timeout(Duration::from_millis(config.timeout_ms), connecting)
             .await
+            .map_err(|_| ClientError::Timeout { timeout_ms: config.timeout_ms })?
             .map_err(|error| ClientError::Connection(error.to_string()))?;
 
         let (send, recv) = connection.open_bi().await.map_err(|error| ClientError::Connection(error.to_string()))?;
         let mut first = StreamPair { send, recv };
         let hello = Request::Hello { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, token: config.token.clone() };
         let timeout = Duration::from_millis(config.timeout_ms);
-        let responses =
-            exchange(&mut first, vec![RequestEnvelope { id: 0, request: hello }], timeout, config.timeout_ms).await?;
+        let hello = vec![RequestEnvelope { id: 0, request: hello }];
+        let responses = match exchange(&mut first, hello, timeout, config.timeout_ms).await {
+            Ok(responses) => responses,
+            // A server that closes the connection says why in its close reason.
+            Err(ClientError::Connection(message)) => {
+                return Err(ClientError::Connection(close_reason(&connection).unwrap_or(message)));
+            }
+            Err(error) => return Err(error),
+        };
         let role = match responses.into_iter().next() {
             Some(Response::Welcome { role, .. }) => role,
             Some(Response::Error { code, message }) => return Err(ClientError::Refused { code, message }),
@@ -277,6 +286,16 @@ fn clientendpoint(config: &ClientConfig) -> Result<quinn::Endpoint, ClientError>
     let mut endpoint = quinn::Endpoint::client(bind).map_err(|error| ClientError::Setup(error.to_string()))?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     Ok(endpoint)
+}
+
+/// Returns the reason the server gave for closing the connection, if it closed it.
+fn close_reason(connection: &quinn::Connection) -> Option<String> {
+    match connection.close_reason()? {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            Some(format!("the server closed the connection: {}", String::from_utf8_lossy(&close.reason)))
+        }
+        other => Some(other.to_string()),
+    }
 }
 
 /// Returns the error code of an error response, if it is one.

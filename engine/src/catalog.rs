@@ -490,7 +490,7 @@ pub(crate) fn validate_id(field: &'static str, value: &str, len_max: usize) -> R
     Ok(())
 }
 
-fn validate_location(spec: &LocationSpec) -> Result<(), crate::error::LocationError> {
+pub(crate) fn validate_location(spec: &LocationSpec) -> Result<(), crate::error::LocationError> {
     use crate::error::LocationError;
     validate_code("location", &spec.code)?;
     if !(-90.0..=90.0).contains(&spec.lat) {

@@ -175,6 +175,24 @@ impl Engine {
         self.durably(|| self.catalog.upsert_location(spec, &self.journal, self.clock.high_water_mark()))
     }
 
+    /// Inserts or replaces many locations. Every spec is checked first, so a bad one
+    /// changes nothing; the error carries its index. Returns how many were new and how
+    /// many replaced.
+    pub fn upsert_locations(&self, specs: &[LocationSpec]) -> Result<(u32, u32), (usize, LocationError)> {
+        for (index, spec) in specs.iter().enumerate() {
+            catalog::validate_location(spec).map_err(|error| (index, error))?;
+        }
+        let (mut created, mut replaced) = (0, 0);
+        for (index, spec) in specs.iter().enumerate() {
+            match self.upsert_location(spec) {
+                Ok(true) => created += 1,
+                Ok(false) => replaced += 1,
+                Err(error) => return Err((index, error)),
+            }
+        }
+        Ok((created, replaced))
+    }
+
     /// Returns the stored attributes of a location.
     pub fn location(&self, code: &str) -> Option<LocationInfo> {
         let id = self.catalog.locations.get(code)?;

@@ -401,9 +401,9 @@ pub enum Response {
     },
     /// On hand or safety stock changed.
     StockChanged {
-        /// Value before.
+        /// On hand before (unchanged by a safety stock set).
         previous: u64,
-        /// Value after.
+        /// On hand after.
         current: u64,
         /// Whether reserved + allocated exceeds on hand after the change.
         in_shortage: bool,

@@ -43,6 +43,33 @@ struct StagedImport {
 pub struct Executor {
     engine: Arc<Engine>,
     imports: Mutex<HashMap<String, StagedImport>>,
+    /// Per operation, the time from a frame's start to its answer (the log wait
+    /// included), in microseconds, for each request of that kind in the frame.
+    latency_us: Mutex<HashMap<&'static str, hdrhistogram::Histogram<u64>>>,
+}
+
+/// Returns the operation name of a request, as stats report it.
+pub fn operation_name(request: &ArchivedRequest) -> &'static str {
+    match request {
+        ArchivedRequest::Hello { .. } => "hello",
+        ArchivedRequest::Ping => "ping",
+        ArchivedRequest::UpsertLocations { .. } => "upsert_locations",
+        ArchivedRequest::UpsertChannel { .. } => "upsert_channel",
+        ArchivedRequest::SetOnHand { .. } => "set_on_hand",
+        ArchivedRequest::AdjustOnHand { .. } => "adjust_on_hand",
+        ArchivedRequest::SetSafetyStock { .. } => "set_safety_stock",
+        ArchivedRequest::ImportRows { .. } => "import_rows",
+        ArchivedRequest::ImportCommit { .. } => "import_commit",
+        ArchivedRequest::Availability { .. } => "availability",
+        ArchivedRequest::AvailabilityMany { .. } => "availability_many",
+        ArchivedRequest::Reserve { .. } => "reserve",
+        ArchivedRequest::Confirm { .. } => "confirm",
+        ArchivedRequest::Release { .. } => "release",
+        ArchivedRequest::Fulfil { .. } => "fulfil",
+        ArchivedRequest::Extend { .. } => "extend",
+        ArchivedRequest::Get { .. } => "get",
+        ArchivedRequest::Stats => "stats",
+    }
 }
 
 /// Returns the server's wall clock in milliseconds since the Unix epoch.
@@ -90,7 +117,7 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Response {
 impl Executor {
     /// Serves requests from `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Executor { engine, imports: Mutex::new(HashMap::new()) }
+        Executor { engine, imports: Mutex::new(HashMap::new()), latency_us: Mutex::new(HashMap::new()) }
     }
 
     /// Returns the engine.
@@ -106,6 +133,44 @@ impl Executor {
     /// Runs every request of a frame for a client with `role` and returns the frame of
     /// responses. Blocks while the log makes the frame's changes durable.
     pub fn execute_frame(&self, frame: &ArchivedClientFrame, role: Role) -> ServerFrame {
+        let started = std::time::Instant::now();
+        let answer = self.execute_frame_untimed(frame, role);
+
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        let mut latency_us = self.latency_us.lock();
+        for envelope in frame.requests.iter() {
+            let histogram = latency_us.entry(operation_name(&envelope.request)).or_insert_with(|| {
+                // Three significant digits, as hdrhistogram recommends for latencies.
+                hdrhistogram::Histogram::new(3).expect("3 significant digits is a valid precision")
+            });
+            histogram.saturating_record(elapsed_us);
+        }
+        answer
+    }
+
+    /// Returns, per operation, the count and the p50, p99, p99.9 and maximum time
+    /// from a frame's start to its answer, in microseconds.
+    pub fn latency_figures(&self) -> Vec<Figure> {
+        let latency_us = self.latency_us.lock();
+        let mut names: Vec<&&str> = latency_us.keys().collect();
+        names.sort();
+        let mut figures = Vec::new();
+        for name in names {
+            let histogram = &latency_us[*name];
+            for (suffix, value) in [
+                ("count", histogram.len()),
+                ("p50", histogram.value_at_quantile(0.5)),
+                ("p99", histogram.value_at_quantile(0.99)),
+                ("p999", histogram.value_at_quantile(0.999)),
+                ("max", histogram.max()),
+            ] {
+                figures.push(Figure { name: format!("latency_us.{name}.{suffix}"), value });
+            }
+        }
+        figures
+    }
+
+    fn execute_frame_untimed(&self, frame: &ArchivedClientFrame, role: Role) -> ServerFrame {
         let now_ms = wall_clock_ms();
         let run = || -> Vec<ResponseEnvelope> {
             frame
@@ -156,7 +221,7 @@ impl Executor {
             ArchivedRequest::Hello { .. } => error(ErrorCode::Malformed, "hello is only the first request"),
             ArchivedRequest::Ping => Response::Pong { now_ms: engine.now_ms().max(now_ms) },
             ArchivedRequest::UpsertLocations { locations } => {
-                let (mut created, mut replaced) = (0, 0);
+                let mut specs = Vec::with_capacity(locations.len());
                 for (index, row) in locations.iter().enumerate() {
                     let Some(kind) = LocationKind::from_code(row.kind) else {
                         return error(
@@ -173,7 +238,7 @@ impl Executor {
                             ),
                         );
                     };
-                    let spec = LocationSpec {
+                    specs.push(LocationSpec {
                         code: row.code.to_string(),
                         kind,
                         lat: row.lat.to_native(),
@@ -181,14 +246,13 @@ impl Executor {
                         methods,
                         daily_capacity: row.daily_capacity.to_native(),
                         active: row.active,
-                    };
-                    match engine.upsert_location(&spec) {
-                        Ok(true) => created += 1,
-                        Ok(false) => replaced += 1,
-                        Err(failure) => return location_error(index, &failure),
-                    }
+                    });
                 }
-                Response::Upserted { created, replaced }
+                // Every row is checked before any applies.
+                match engine.upsert_locations(&specs) {
+                    Ok((created, replaced)) => Response::Upserted { created, replaced },
+                    Err((index, failure)) => location_error(index, &failure),
+                }
             }
             ArchivedRequest::UpsertChannel { code, may_sell_safety_stock } => {
                 match engine.upsert_channel(code.as_str(), *may_sell_safety_stock) {
@@ -279,9 +343,10 @@ impl Executor {
                         error(
                             ErrorCode::InvalidArgument,
                             format!(
-                                "import {} rejected, nothing applied: {} bad rows; {}",
+                                "import {} rejected, nothing applied: {} bad {}; {}",
                                 import_id.as_str(),
                                 rows.len(),
+                                if rows.len() == 1 { "row" } else { "rows" },
                                 listed.join("; ")
                             ),
                         )
@@ -435,7 +500,11 @@ impl Executor {
                     }
                 }))
             }
-            ArchivedRequest::Stats => Response::Stats(engine_figures(engine)),
+            ArchivedRequest::Stats => {
+                let mut figures = engine_figures(engine);
+                figures.extend(self.latency_figures());
+                Response::Stats(figures)
+            }
         }
     }
 }
@@ -465,6 +534,14 @@ pub fn engine_figures(engine: &Engine) -> Vec<Figure> {
             ("log.bytes", log.bytes),
             ("log.fsync_us_p50", log.sync_us_p50),
             ("log.fsync_us_p99", log.sync_us_p99),
+        ]);
+    }
+    if let Some(snapshot) = engine.last_snapshot() {
+        figures.extend([
+            ("snapshot.size_bytes", snapshot.size_bytes),
+            ("snapshot.elapsed_ms", snapshot.elapsed.as_millis() as u64),
+            ("snapshot.longest_lock_hold_us", snapshot.longest_lock_hold.as_micros() as u64),
+            ("snapshot.start_lsn", snapshot.start_lsn),
         ]);
     }
     figures.into_iter().map(|(name, value)| Figure { name: name.to_owned(), value }).collect()

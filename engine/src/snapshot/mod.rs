@@ -150,6 +150,8 @@ impl Default for SnapshotPolicy {
 struct LastSnapshot {
     at: Instant,
     start_lsn: u64,
+    /// What the last snapshot of this process did, if it took one.
+    report: Option<SnapshotReport>,
 }
 
 /// The snapshot side of a durable engine.
@@ -162,7 +164,7 @@ pub(crate) struct Snapshots {
 
 impl Snapshots {
     pub(crate) fn new(storage: Arc<dyn Storage>, policy: SnapshotPolicy, start_lsn: u64) -> Self {
-        Snapshots { storage, policy, last: Mutex::new(LastSnapshot { at: Instant::now(), start_lsn }) }
+        Snapshots { storage, policy, last: Mutex::new(LastSnapshot { at: Instant::now(), start_lsn, report: None }) }
     }
 }
 
@@ -202,11 +204,24 @@ impl Engine {
         let bytes = image::encode(&image);
         write_file(&*snapshots.storage, &file, &bytes)
             .map_err(|error| SnapshotError::Write { file: file.clone(), error })?;
-        *last = LastSnapshot { at: started, start_lsn: image.start_lsn };
+        *last = LastSnapshot { at: started, start_lsn: image.start_lsn, report: None };
         let elapsed = started.elapsed();
 
         let (snapshots_removed, segments_removed) =
             trim(&*snapshots.storage).map_err(|error| SnapshotError::Trim { file: file.clone(), error })?;
+        let report = SnapshotReport {
+            file: file.clone(),
+            start_lsn: image.start_lsn,
+            size_bytes: bytes.len() as u64,
+            positions: image.positions.len() as u64,
+            reservations: image.reservations.len() as u64,
+            copy_elapsed,
+            longest_lock_hold,
+            elapsed,
+            snapshots_removed,
+            segments_removed,
+        };
+        last.report = Some(report.clone());
         tracing::info!(
             file = %file,
             size_bytes = bytes.len(),
@@ -217,18 +232,12 @@ impl Engine {
             segments_removed,
             "snapshot written"
         );
-        Ok(SnapshotReport {
-            file,
-            start_lsn: image.start_lsn,
-            size_bytes: bytes.len() as u64,
-            positions: image.positions.len() as u64,
-            reservations: image.reservations.len() as u64,
-            copy_elapsed,
-            longest_lock_hold,
-            elapsed,
-            snapshots_removed,
-            segments_removed,
-        })
+        Ok(report)
+    }
+
+    /// Returns what the last snapshot this process took did, if it took one.
+    pub fn last_snapshot(&self) -> Option<SnapshotReport> {
+        self.snapshots.as_ref().and_then(|snapshots| snapshots.last.lock().report.clone())
     }
 
     /// Returns whether the policy asks for a snapshot now.
