@@ -4,6 +4,7 @@
 //! [`Client::call`] sends one frame and returns its responses in request order;
 //! requests from concurrent callers go out on different streams.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,13 +13,13 @@ use std::time::Duration;
 
 use promesa_protocol::frame::{LENGTH_PREFIX_BYTES, access_server_frame, encode_client_frame, payload_len};
 use promesa_protocol::{
-    ALPN, ArchivedResponse, ClientFrame, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, Request, RequestEnvelope, Response,
-    Role,
+    ALPN, ArchivedResponse, ClientFrame, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, Payload, Request, RequestEnvelope,
+    Response, Role,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use thiserror::Error;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 
 /// File name of a local server's development certificate in its data folder.
 pub const DEV_CERT_FILE: &str = "dev-cert.pem";
@@ -93,17 +94,100 @@ pub enum ClientError {
     Malformed(String),
 }
 
-/// One stream: frames go out and their responses come back in order.
+/// One stream before the hello: a frame goes out and its response comes back.
 struct StreamPair {
     send: quinn::SendStream,
     recv: quinn::RecvStream,
+}
+
+/// Frames sent on a stream and not answered yet, by the id of their first request,
+/// with their request count and where their response goes.
+#[derive(Default)]
+struct Waiting {
+    frames: BTreeMap<u64, (u64, oneshot::Sender<Result<Payload, ClientError>>)>,
+    /// Why the stream ended, once it did.
+    ended: Option<ClientError>,
+}
+
+/// A stream with many frames in flight: writes are serialized, and a reader task
+/// hands each response frame to the call that sent its requests.
+struct PipelinedStream {
+    send: Mutex<quinn::SendStream>,
+    waiting: Arc<std::sync::Mutex<Waiting>>,
+}
+
+impl PipelinedStream {
+    fn start(pair: StreamPair) -> Self {
+        let waiting = Arc::new(std::sync::Mutex::new(Waiting::default()));
+        tokio::spawn(read_responses(pair.recv, Arc::clone(&waiting)));
+        PipelinedStream { send: Mutex::new(pair.send), waiting }
+    }
+}
+
+/// Reads response frames and hands each to its caller, until the stream ends.
+async fn read_responses(mut recv: quinn::RecvStream, waiting: Arc<std::sync::Mutex<Waiting>>) {
+    let mut frame_error = None;
+    let ended = loop {
+        let payload = match read_payload(&mut recv).await {
+            Ok(payload) => payload,
+            Err(error) => break frame_error.take().unwrap_or(error),
+        };
+        let first_id = match access_server_frame(&payload) {
+            Ok(frame) => match frame.responses.first() {
+                Some(envelope) => {
+                    // An error for a frame the server could not read carries id 0.
+                    if let ArchivedResponse::Error { code, message } = &envelope.response
+                        && envelope.id.to_native() == 0
+                    {
+                        frame_error =
+                            Some(ClientError::Refused { code: code.to_native(), message: message.to_string() });
+                    }
+                    envelope.id.to_native()
+                }
+                None => continue,
+            },
+            Err(error) => break ClientError::Malformed(error.to_string()),
+        };
+        let mut waiting = waiting.lock().expect("waiting frames lock");
+        let found = waiting.frames.range(..=first_id).next_back().map(|(&start, &(count, _))| (start, count));
+        if let Some((start, count)) = found
+            && first_id < start + count
+        {
+            let (_, reply) = waiting.frames.remove(&start).expect("found above");
+            let _ = reply.send(Ok(payload));
+        }
+    };
+    let mut waiting = waiting.lock().expect("waiting frames lock");
+    for (_, (_, reply)) in std::mem::take(&mut waiting.frames) {
+        let _ = reply.send(Err(copy_error(&ended)));
+    }
+    waiting.ended = Some(ended);
+}
+
+/// Reads one length-prefixed payload.
+async fn read_payload(recv: &mut quinn::RecvStream) -> Result<Payload, ClientError> {
+    let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
+    recv.read_exact(&mut prefix).await.map_err(|error| ClientError::Connection(error.to_string()))?;
+    let len = payload_len(prefix).map_err(|error| ClientError::Malformed(error.to_string()))?;
+    let mut payload = vec![0u8; len];
+    recv.read_exact(&mut payload).await.map_err(|error| ClientError::Connection(error.to_string()))?;
+    Ok(promesa_protocol::frame::payload_from(&payload))
+}
+
+/// Copies an error for each caller waiting on a stream that ended.
+fn copy_error(error: &ClientError) -> ClientError {
+    match error {
+        ClientError::Refused { code, message } => ClientError::Refused { code: *code, message: message.clone() },
+        ClientError::Timeout { timeout_ms } => ClientError::Timeout { timeout_ms: *timeout_ms },
+        other => ClientError::Connection(other.to_string()),
+    }
 }
 
 /// A connection to a Promesa server.
 pub struct Client {
     endpoint: quinn::Endpoint,
     connection: quinn::Connection,
-    streams: Vec<Mutex<StreamPair>>,
+    streams: Vec<PipelinedStream>,
     next_stream: AtomicUsize,
     next_id: AtomicU64,
     role: Role,
@@ -113,7 +197,7 @@ pub struct Client {
 impl Client {
     /// Connects, says hello with the token, and opens the streams.
     pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-        let endpoint = clientendpoint(config)?;
+        let endpoint = client_endpoint(config)?;
         let connecting = endpoint
             .connect(config.addr, &config.server_name)
             .map_err(|error| ClientError::Connection(error.to_string()))?;
@@ -141,11 +225,11 @@ impl Client {
             other => return Err(ClientError::Malformed(format!("expected a welcome, got {other:?}"))),
         };
 
-        let mut streams = vec![Mutex::new(first)];
+        let mut streams = vec![PipelinedStream::start(first)];
         for _ in 1..config.streams.max(1) {
             let (send, recv) =
                 connection.open_bi().await.map_err(|error| ClientError::Connection(error.to_string()))?;
-            streams.push(Mutex::new(StreamPair { send, recv }));
+            streams.push(PipelinedStream::start(StreamPair { send, recv }));
         }
         Ok(Client {
             endpoint,
@@ -164,16 +248,43 @@ impl Client {
     }
 
     /// Sends `requests` in one frame and returns their responses in request order.
+    /// Many calls may be in flight at once, on the same stream or on different ones.
     pub async fn call(&self, requests: Vec<Request>) -> Result<Vec<Response>, ClientError> {
-        let first_id = self.next_id.fetch_add(requests.len() as u64, Ordering::Relaxed);
+        let count = requests.len() as u64;
+        let first_id = self.next_id.fetch_add(count.max(1), Ordering::Relaxed);
         let envelopes: Vec<RequestEnvelope> = requests
             .into_iter()
             .enumerate()
             .map(|(offset, request)| RequestEnvelope { id: first_id + offset as u64, request })
             .collect();
-        let index = self.next_stream.fetch_add(1, Ordering::Relaxed) % self.streams.len();
-        let mut stream = self.streams[index].lock().await;
-        exchange(&mut stream, envelopes, self.timeout, self.timeout.as_millis() as u64).await
+        let ids: Vec<u64> = envelopes.iter().map(|envelope| envelope.id).collect();
+        let bytes = encode_client_frame(&ClientFrame { requests: envelopes });
+        let stream = &self.streams[self.next_stream.fetch_add(1, Ordering::Relaxed) % self.streams.len()];
+
+        let (reply, replied) = oneshot::channel();
+        {
+            let mut waiting = stream.waiting.lock().expect("waiting frames lock");
+            if let Some(ended) = &waiting.ended {
+                return Err(copy_error(ended));
+            }
+            waiting.frames.insert(first_id, (count.max(1), reply));
+        }
+        let forget = || stream.waiting.lock().expect("waiting frames lock").frames.remove(&first_id);
+        let written = stream.send.lock().await.write_all(&bytes).await;
+        if let Err(error) = written {
+            forget();
+            return Err(ClientError::Connection(error.to_string()));
+        }
+        let timeout_ms = self.timeout.as_millis() as u64;
+        let payload = match tokio::time::timeout(self.timeout, replied).await {
+            Ok(Ok(payload)) => payload?,
+            Ok(Err(_)) => return Err(ClientError::Connection("the stream's reader stopped".to_owned())),
+            Err(_) => {
+                forget();
+                return Err(ClientError::Timeout { timeout_ms });
+            }
+        };
+        responses_in_order(&payload, &ids)
     }
 
     /// Sends one request and returns its response.
@@ -225,8 +336,12 @@ async fn exchange(
     };
     let payload =
         tokio::time::timeout(timeout, round_trip).await.map_err(|_| ClientError::Timeout { timeout_ms })??;
-    let payload = promesa_protocol::frame::payload_from(&payload);
-    let frame = access_server_frame(&payload).map_err(|error| ClientError::Malformed(error.to_string()))?;
+    responses_in_order(&promesa_protocol::frame::payload_from(&payload), &ids)
+}
+
+/// Decodes a response frame and orders its responses as the requests `ids`.
+fn responses_in_order(payload: &Payload, ids: &[u64]) -> Result<Vec<Response>, ClientError> {
+    let frame = access_server_frame(payload).map_err(|error| ClientError::Malformed(error.to_string()))?;
 
     // A frame-level error (id 0 for a frame the server could not read) answers all.
     if frame.responses.len() == 1
@@ -247,12 +362,12 @@ async fn exchange(
     }
     responses
         .into_iter()
-        .zip(&ids)
+        .zip(ids)
         .map(|(response, id)| response.ok_or_else(|| ClientError::Malformed(format!("no response for request {id}"))))
         .collect()
 }
 
-fn clientendpoint(config: &ClientConfig) -> Result<quinn::Endpoint, ClientError> {
+fn client_endpoint(config: &ClientConfig) -> Result<quinn::Endpoint, ClientError> {
     let certs = CertificateDer::pem_file_iter(&config.ca)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|error| ClientError::Setup(format!("failed to read the CA file {}: {error}", config.ca.display())))?;

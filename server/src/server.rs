@@ -453,7 +453,18 @@ async fn serve_stream(
         let permits = u32::try_from(requests.max(1)).unwrap_or(u32::MAX);
         if requests > limit {
             let message = format!("frame has {requests} requests, over the limit in_flight_requests_max = {limit}");
-            let _ = responses.send(error_frame(ErrorCode::LimitExceeded, &message)).await;
+            let frame = access_client_frame(&payload).expect("validated above");
+            let refused = ServerFrame {
+                responses: frame
+                    .requests
+                    .iter()
+                    .map(|envelope| ResponseEnvelope {
+                        id: envelope.id.to_native(),
+                        response: Response::Error { code: ErrorCode::LimitExceeded.number(), message: message.clone() },
+                    })
+                    .collect(),
+            };
+            let _ = responses.send(encode_server_frame(&refused)).await;
             continue;
         }
         let Ok(permit) = Arc::clone(&in_flight).acquire_many_owned(permits).await else { break };
