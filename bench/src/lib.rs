@@ -9,6 +9,7 @@
 //!   availability reads, batch reads), reusing its request buffers between calls.
 //! - [`measure`]: runs a workload on several threads at once and measures wall time.
 //! - [`capacity`]: the capacity report: every figure, its JSON form and a text table.
+//! - [`server`]: a real server and real clients over QUIC on loopback.
 //! - [`durable`]: the report's figures of engines that write their log to disk:
 //!   durable reserve + release pairs and restarts from the log.
 //! - [`system`]: machine facts: CPU model, resident memory, UTC date.
@@ -20,5 +21,6 @@ pub mod capacity;
 pub mod catalogue;
 pub mod durable;
 pub mod measure;
+pub mod server;
 pub mod system;
 pub mod workload;

@@ -11,6 +11,7 @@ use promesa_bench::capacity::{self, Plan};
 use promesa_bench::catalogue::{Catalogue, build_engine, load_catalogue};
 use promesa_bench::durable::LogFolder;
 use promesa_bench::measure::{Batch, OPERATIONS_PER_CHECK, run_count, run_for_in_batches};
+use promesa_bench::server::{ServerPlan, ServerRuntime, measure_server};
 use promesa_bench::workload::Workload;
 use promesa_engine::wal::writer::Durability;
 
@@ -29,6 +30,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Starts a server in this process on loopback (durable sync mode, data in a
+    /// temporary folder) and measures it through real clients: round-trip latency at
+    /// low load, and reserves per second with one and with many reserves per frame.
+    Server {
+        /// Seconds of each throughput run.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Client connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Frames in flight per connection.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// Reserves per frame in the batched run.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// The server's tokio runtime.
+        #[arg(long, value_enum, default_value = "multi-thread")]
+        runtime: RuntimeName,
+        /// Also writes the figures as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Measures throughput at 1 and 2 threads, memory per position and per ended
     /// reservation, durable reserve + release pairs with the log in the temporary
     /// folder (TMPDIR, else /tmp) and restarts from the log, then prints a table.
@@ -77,6 +101,15 @@ enum Command {
     },
 }
 
+/// Runtimes of the `server` subcommand.
+#[derive(Clone, Copy, ValueEnum)]
+enum RuntimeName {
+    /// One thread for the endpoint and every connection.
+    CurrentThread,
+    /// A worker thread per core.
+    MultiThread,
+}
+
 /// Workloads of the `run` subcommand.
 #[derive(Clone, Copy, ValueEnum)]
 enum WorkloadName {
@@ -102,6 +135,23 @@ enum LogDurability {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Server { secs, connections, in_flight, batch, runtime, json } => {
+            let runtime = match runtime {
+                RuntimeName::CurrentThread => ServerRuntime::CurrentThread,
+                RuntimeName::MultiThread => ServerRuntime::MultiThread,
+            };
+            let plan = ServerPlan { secs, connections, in_flight, batch, runtime };
+            let figures = measure_server(&plan);
+            print!("{}", promesa_bench::server::render(&figures));
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&figures).expect("the figures serialize");
+                if let Err(error) = std::fs::write(&path, text) {
+                    eprintln!("promesa-bench: failed to write {}: {error}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::Capacity { json, quick } => {
             let plan = if quick { Plan::quick() } else { Plan::full() };
             let report = capacity::run(&plan);

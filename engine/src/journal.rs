@@ -95,8 +95,15 @@ impl Journal {
     /// Runs `calls` with every acknowledgement deferred, then waits once for all of
     /// them. A batch inside a batch joins the outer one.
     pub(crate) fn batch<T>(&self, calls: impl FnOnce() -> T) -> Result<T, LogError> {
+        let (value, lsn) = self.batch_deferred(calls);
+        self.wait_durable(lsn).map(|()| value)
+    }
+
+    /// Runs `calls` with every acknowledgement deferred and returns the LSN they depend
+    /// on, without waiting for it. Inside another batch, the outer batch waits.
+    pub(crate) fn batch_deferred<T>(&self, calls: impl FnOnce() -> T) -> (T, u64) {
         if BATCH_LSN.get().is_some() {
-            return Ok(calls());
+            return (calls(), 0);
         }
 
         /// Ends the batch even if `calls` panics.
@@ -111,10 +118,14 @@ impl Journal {
         let value = calls();
         let lsn = BATCH_LSN.get().unwrap_or(0);
         drop(end);
+        (value, lsn)
+    }
 
+    /// Waits until every record below `lsn` is durable.
+    pub(crate) fn wait_durable(&self, lsn: u64) -> Result<(), LogError> {
         match &self.log {
-            Some(log) => log.wait_durable(lsn).map(|()| value),
-            None => Ok(value),
+            Some(log) => log.wait_durable(lsn),
+            None => Ok(()),
         }
     }
 

@@ -219,6 +219,25 @@ impl Engine {
         self.journal.batch(calls)
     }
 
+    /// As [`Engine::batch`], without the wait: returns the outcomes and the LSN they
+    /// depend on. Hand the outcomes out only after [`Engine::wait_durable`] of that
+    /// LSN returns `Ok` (an LSN of 0 needs no wait). This lets one thread wait for
+    /// the batches of many callers.
+    pub fn batch_deferred<T>(&self, calls: impl FnOnce() -> T) -> (T, u64) {
+        self.journal.batch_deferred(calls)
+    }
+
+    /// Returns the LSN below which every log record is durable (0 without a log).
+    pub fn durable_lsn(&self) -> u64 {
+        self.journal.log().map_or(0, |log| log.durable_lsn())
+    }
+
+    /// Waits until every log record below `lsn` is durable (at once without a log or
+    /// under `Durability::NotDurable`).
+    pub fn wait_durable(&self, lsn: u64) -> Result<(), error::LogError> {
+        self.journal.wait_durable(lsn)
+    }
+
     /// Returns the engine's time: the highest `now_ms` it has seen.
     pub fn now_ms(&self) -> u64 {
         self.clock.high_water_mark()

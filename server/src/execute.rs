@@ -48,6 +48,22 @@ pub struct Executor {
     latency_us: Mutex<HashMap<&'static str, hdrhistogram::Histogram<u64>>>,
 }
 
+/// Replaces every response of a frame with `unavailable`: the log failed before the
+/// frame's changes were durable, so none of them is acknowledged.
+pub fn unavailable(frame: ServerFrame, failure: &LogError) -> ServerFrame {
+    let message = format!("the change is not acknowledged: {failure}");
+    ServerFrame {
+        responses: frame
+            .responses
+            .into_iter()
+            .map(|envelope| ResponseEnvelope {
+                id: envelope.id,
+                response: error(ErrorCode::Unavailable, message.clone()),
+            })
+            .collect(),
+    }
+}
+
 /// Returns the operation name of a request, as stats report it.
 pub fn operation_name(request: &ArchivedRequest) -> &'static str {
     match request {
@@ -131,12 +147,29 @@ impl Executor {
     }
 
     /// Runs every request of a frame for a client with `role` and returns the frame of
-    /// responses. Blocks while the log makes the frame's changes durable.
-    pub fn execute_frame(&self, frame: &ArchivedClientFrame, role: Role) -> ServerFrame {
-        let started = std::time::Instant::now();
-        let answer = self.execute_frame_untimed(frame, role);
+    /// responses, and the LSN the log must reach before the frame may be sent (0 for a
+    /// frame that changed nothing). See [`unavailable`] for a log that fails first.
+    pub fn execute_frame(&self, frame: &ArchivedClientFrame, role: Role) -> (ServerFrame, u64) {
+        let now_ms = wall_clock_ms();
+        let run = || -> Vec<ResponseEnvelope> {
+            frame
+                .requests
+                .iter()
+                .map(|envelope| ResponseEnvelope {
+                    id: envelope.id.to_native(),
+                    response: self.execute(&envelope.request, role, now_ms),
+                })
+                .collect()
+        };
+        if !frame.requests.iter().any(|envelope| is_mutation(&envelope.request)) {
+            return (ServerFrame { responses: run() }, 0);
+        }
+        let (responses, lsn) = self.engine.batch_deferred(run);
+        (ServerFrame { responses }, lsn)
+    }
 
-        let elapsed_us = started.elapsed().as_micros() as u64;
+    /// Records the time from a frame's start to its answer for each of its requests.
+    pub fn record_latency(&self, frame: &ArchivedClientFrame, elapsed_us: u64) {
         let mut latency_us = self.latency_us.lock();
         for envelope in frame.requests.iter() {
             let histogram = latency_us.entry(operation_name(&envelope.request)).or_insert_with(|| {
@@ -145,7 +178,6 @@ impl Executor {
             });
             histogram.saturating_record(elapsed_us);
         }
-        answer
     }
 
     /// Returns, per operation, the count and the p50, p99, p99.9 and maximum time
@@ -168,40 +200,6 @@ impl Executor {
             }
         }
         figures
-    }
-
-    fn execute_frame_untimed(&self, frame: &ArchivedClientFrame, role: Role) -> ServerFrame {
-        let now_ms = wall_clock_ms();
-        let run = || -> Vec<ResponseEnvelope> {
-            frame
-                .requests
-                .iter()
-                .map(|envelope| ResponseEnvelope {
-                    id: envelope.id.to_native(),
-                    response: self.execute(&envelope.request, role, now_ms),
-                })
-                .collect()
-        };
-        if !frame.requests.iter().any(|envelope| is_mutation(&envelope.request)) {
-            return ServerFrame { responses: run() };
-        }
-
-        match self.engine.batch(run) {
-            Ok(responses) => ServerFrame { responses },
-            Err(log_error) => {
-                // The changes may not be durable, so none is acknowledged.
-                let message = format!("the change is not acknowledged: {log_error}");
-                let responses = frame
-                    .requests
-                    .iter()
-                    .map(|envelope| ResponseEnvelope {
-                        id: envelope.id.to_native(),
-                        response: error(ErrorCode::Unavailable, message.clone()),
-                    })
-                    .collect();
-                ServerFrame { responses }
-            }
-        }
     }
 
     /// Runs one request.

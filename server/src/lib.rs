@@ -4,9 +4,11 @@
 //!
 //! - [`execute`]: frames to engine calls and back.
 //! - [`server`]: connections, streams, limits, the expiry timer, shutdown.
+//! - [`acknowledger`]: one thread that waits for the log for every frame in flight.
 //! - [`tls`] and [`auth`]: certificates and tokens, with development defaults written
 //!   to the data folder.
 
+pub mod acknowledger;
 pub mod auth;
 pub mod execute;
 mod files;

@@ -19,8 +19,9 @@ use promesa_protocol::{
 };
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use crate::acknowledger::Acknowledger;
 use crate::auth::Tokens;
-use crate::execute::{Executor, wall_clock_ms};
+use crate::execute::{Executor, unavailable, wall_clock_ms};
 use crate::tls::TlsIdentity;
 
 /// Default address the server listens on.
@@ -99,6 +100,9 @@ pub struct Server {
 
 /// Shared state of the connections.
 struct Shared {
+    /// Declared first, so it drops (and lets go of the engine) before `executor`,
+    /// whose count shutdown watches.
+    acknowledger: Acknowledger,
     executor: Arc<Executor>,
     tokens: Arc<Tokens>,
     connections: AtomicUsize,
@@ -171,7 +175,10 @@ impl Server {
     /// finishes the frames in flight, closes connections, flushes the log and writes a
     /// snapshot.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let acknowledger = Acknowledger::start(Arc::clone(self.executor.engine()))
+            .map_err(|error| format!("failed to start the acknowledger thread: {error}"))?;
         let shared = Arc::new(Shared {
+            acknowledger,
             executor: Arc::clone(&self.executor),
             tokens: Arc::clone(&self.tokens),
             connections: AtomicUsize::new(0),
@@ -472,14 +479,18 @@ async fn serve_stream(
         shared.frames_in_flight.fetch_add(1, Ordering::AcqRel);
         let (shared, responses) = (Arc::clone(&shared), responses.clone());
         tokio::spawn(async move {
-            let executor = Arc::clone(&shared.executor);
-            let answered = tokio::task::spawn_blocking(move || {
-                let frame = access_client_frame(&payload).expect("validated above");
-                encode_server_frame(&executor.execute_frame(frame, role))
-            })
-            .await;
-            let bytes = answered.unwrap_or_else(|_| error_frame(ErrorCode::Internal, "the frame's execution panicked"));
-            let _ = responses.send(bytes).await;
+            let started = std::time::Instant::now();
+            let frame = access_client_frame(&payload).expect("validated above");
+            let (answer, lsn) = shared.executor.execute_frame(frame, role);
+            let answer = match lsn {
+                0 => answer,
+                lsn => match shared.acknowledger.wait(lsn).await {
+                    Ok(()) => answer,
+                    Err(failure) => unavailable(answer, &failure),
+                },
+            };
+            let _ = responses.send(encode_server_frame(&answer)).await;
+            shared.executor.record_latency(frame, started.elapsed().as_micros() as u64);
             drop(permit);
             shared.frames_in_flight.fetch_sub(1, Ordering::AcqRel);
         });

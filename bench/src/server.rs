@@ -1,0 +1,259 @@
+//! Server figures: a real `promesa-server` (in this process, on its own runtime) and
+//! real clients over QUIC on loopback, durable `sync` mode. Single-request round-trip
+//! latency at low load, reserves per second with one reserve per frame and many
+//! frames in flight, and reserves per second with batched frames.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use promesa_client::{Client, ClientConfig};
+use promesa_protocol::{LocationRow, Request, ReserveLine, Response, StockRow};
+use promesa_server::{Server, ServerConfig};
+use serde::Serialize;
+
+/// SKUs at one location, each with enough on hand that no run exhausts it.
+pub const SERVER_SKUS: u64 = 10_000;
+/// On hand of each SKU.
+const ON_HAND: u64 = 1_000_000_000;
+/// Longest frame round trip the histograms hold, in microseconds; longer ones count
+/// as this.
+const FRAME_US_MAX: u64 = 60_000_000;
+/// Rows per import request while seeding.
+const SEED_ROWS_PER_REQUEST: usize = 10_000;
+
+/// Which tokio runtime serves the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerRuntime {
+    /// One thread runs the endpoint and every connection.
+    CurrentThread,
+    /// Worker threads, one per core.
+    MultiThread,
+}
+
+/// Settings of one server measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerPlan {
+    /// Seconds each measured run lasts.
+    pub secs: f64,
+    /// Connections for the throughput runs.
+    pub connections: usize,
+    /// Frames in flight per connection.
+    pub in_flight: usize,
+    /// Reserves per frame in the batched run.
+    pub batch: usize,
+    /// The server's runtime.
+    pub runtime: ServerRuntime,
+}
+
+/// One throughput run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Throughput {
+    /// Reserves per frame.
+    pub reserves_per_frame: usize,
+    /// Reserves acknowledged per second.
+    pub reserves_per_sec: f64,
+    /// Frames answered per second.
+    pub frames_per_sec: f64,
+    /// Frame round trip p50, in microseconds.
+    pub frame_us_p50: u64,
+    /// Frame round trip p99, in microseconds.
+    pub frame_us_p99: u64,
+}
+
+/// The figures of one server measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerFigures {
+    /// The settings.
+    pub plan: ServerPlan,
+    /// Ping round trip at low load (one call at a time), p50 and p99 in microseconds.
+    pub ping_us_p50: u64,
+    /// See `ping_us_p50`.
+    pub ping_us_p99: u64,
+    /// Durable reserve round trip at low load, p50 and p99 in microseconds.
+    pub reserve_us_p50: u64,
+    /// See `reserve_us_p50`.
+    pub reserve_us_p99: u64,
+    /// One reserve per frame, many frames in flight.
+    pub single: Throughput,
+    /// `plan.batch` reserves per frame, many frames in flight.
+    pub batched: Throughput,
+}
+
+/// Starts a server in this process, seeds it, and measures.
+pub fn measure_server(plan: &ServerPlan) -> ServerFigures {
+    let data = tempfile::Builder::new().prefix("promesa-bench-server-").tempdir().expect("create a data folder");
+    let mut config = ServerConfig::new(data.path().to_owned());
+    config.listen = "127.0.0.1:0".parse().expect("a loopback address");
+
+    // The server runs on its own runtime and thread, as the binary does.
+    let (addr_sent, addr_received) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runtime_kind = plan.runtime;
+    let server_thread = std::thread::spawn(move || {
+        let runtime = match runtime_kind {
+            ServerRuntime::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+            ServerRuntime::MultiThread => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        }
+        .expect("start the server's runtime");
+        runtime.block_on(async move {
+            let server = Server::start(config).expect("the server starts");
+            addr_sent.send(server.local_addr()).expect("the measuring thread waits");
+            server.run(stopped).await.expect("the server shuts down cleanly");
+        });
+    });
+    let addr: SocketAddr = addr_received.recv().expect("the server reports its address");
+
+    let client_runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("client runtime");
+    let figures = client_runtime.block_on(async {
+        let config = ClientConfig::local(addr, data.path()).expect("the server wrote its certificate and token");
+        seed(&config).await;
+        let (ping_us_p50, ping_us_p99) = low_load(&config, |_| Request::Ping, plan.secs / 4.0).await;
+        let (reserve_us_p50, reserve_us_p99) = low_load(&config, reserve, plan.secs / 4.0).await;
+        let single = throughput(&config, plan, 1).await;
+        let batched = throughput(&config, plan, plan.batch).await;
+        ServerFigures { plan: plan.clone(), ping_us_p50, ping_us_p99, reserve_us_p50, reserve_us_p99, single, batched }
+    });
+    stop.send(true).expect("the server listens for the stop");
+    server_thread.join().expect("the server thread panicked");
+    figures
+}
+
+fn reserve(index: u64) -> Request {
+    Request::Reserve {
+        reservation_id: format!("r-{index}"),
+        channel: None,
+        lines: vec![ReserveLine { sku: format!("SKU-{}", index % SERVER_SKUS), location: "MX-01".into(), quantity: 1 }],
+        partial: false,
+        ttl_ms: 3_600_000,
+    }
+}
+
+async fn seed(config: &ClientConfig) {
+    let client = Client::connect(config).await.expect("connect");
+    let location = LocationRow {
+        code: "MX-01".into(),
+        kind: 0,
+        lat: 19.43,
+        lon: -99.13,
+        methods: 1,
+        daily_capacity: 0,
+        active: true,
+    };
+    client.call_one(Request::UpsertLocations { locations: vec![location] }).await.expect("upsert the location");
+    let rows: Vec<StockRow> = (0..SERVER_SKUS)
+        .map(|sku| StockRow {
+            sku: format!("SKU-{sku}"),
+            location: "MX-01".into(),
+            on_hand: ON_HAND,
+            safety_stock: None,
+        })
+        .collect();
+    for (chunk, rows) in rows.chunks(SEED_ROWS_PER_REQUEST).enumerate() {
+        let request = Request::ImportRows {
+            import_id: "seed".into(),
+            first_line: (chunk * SEED_ROWS_PER_REQUEST) as u64,
+            rows: rows.to_vec(),
+        };
+        client.call_one(request).await.expect("stage the stock");
+    }
+    let committed = client.call_one(Request::ImportCommit { import_id: "seed".into() }).await.expect("import");
+    assert!(matches!(committed, Response::ImportCommitted { .. }), "{committed:?}");
+    client.close().await;
+}
+
+/// Next reservation id, shared by every run so that no id repeats.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// One call at a time on one connection for `secs`; returns p50 and p99 in µs.
+async fn low_load(config: &ClientConfig, request: impl Fn(u64) -> Request, secs: f64) -> (u64, u64) {
+    let client = Client::connect(config).await.expect("connect");
+    let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < until {
+        let started = Instant::now();
+        let response = client.call_one(request(NEXT_ID.fetch_add(1, Ordering::Relaxed))).await.expect("a response");
+        assert!(!matches!(response, Response::Error { .. }), "{response:?}");
+        histogram.saturating_record(started.elapsed().as_micros() as u64);
+    }
+    client.close().await;
+    (histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99))
+}
+
+/// `plan.connections` connections with `plan.in_flight` frames of `per_frame`
+/// reserves in flight each, for `plan.secs`.
+async fn throughput(config: &ClientConfig, plan: &ServerPlan, per_frame: usize) -> Throughput {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..plan.connections {
+        clients.push(Arc::new(Client::connect(config).await.expect("connect")));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in &clients {
+        for _ in 0..plan.in_flight {
+            let (client, stop) = (Arc::clone(client), Arc::clone(&stop));
+            tasks.push(tokio::spawn(async move {
+                let mut histogram =
+                    hdrhistogram::Histogram::<u64>::new_with_bounds(1, FRAME_US_MAX, 3).expect("valid bounds");
+                let mut reserves = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let first = NEXT_ID.fetch_add(per_frame as u64, Ordering::Relaxed);
+                    let requests = (first..first + per_frame as u64).map(reserve).collect();
+                    let sent = Instant::now();
+                    let responses = client.call(requests).await.expect("a response frame");
+                    histogram.saturating_record(sent.elapsed().as_micros() as u64);
+                    for response in &responses {
+                        assert!(matches!(response, Response::Reserved { .. }), "{response:?}");
+                    }
+                    reserves += responses.len() as u64;
+                }
+                (reserves, histogram)
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(plan.secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut reserves = 0;
+    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, FRAME_US_MAX, 3).expect("valid bounds");
+    for task in tasks {
+        let (count, part) = task.await.expect("a client task panicked");
+        reserves += count;
+        histogram.add(part).expect("histograms of the same precision add");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    for client in clients {
+        if let Some(client) = Arc::into_inner(client) {
+            client.close().await;
+        }
+    }
+    Throughput {
+        reserves_per_frame: per_frame,
+        reserves_per_sec: reserves as f64 / elapsed,
+        frames_per_sec: histogram.len() as f64 / elapsed,
+        frame_us_p50: histogram.value_at_quantile(0.5),
+        frame_us_p99: histogram.value_at_quantile(0.99),
+    }
+}
+
+/// Renders the figures as lines of text.
+pub fn render(figures: &ServerFigures) -> String {
+    let plan = &figures.plan;
+    let mut out = format!(
+        "server on loopback ({:?} runtime, durable sync mode), {} connections x {} frames in flight:\n",
+        plan.runtime, plan.connections, plan.in_flight
+    );
+    out.push_str(&format!(
+        "  low load round trip: ping p50 {} us, p99 {} us; reserve p50 {} us, p99 {} us\n",
+        figures.ping_us_p50, figures.ping_us_p99, figures.reserve_us_p50, figures.reserve_us_p99
+    ));
+    for run in [&figures.single, &figures.batched] {
+        out.push_str(&format!(
+            "  {} reserve(s) per frame: {:.0} reserves/s, {:.0} frames/s, frame p50 {} us, p99 {} us\n",
+            run.reserves_per_frame, run.reserves_per_sec, run.frames_per_sec, run.frame_us_p50, run.frame_us_p99
+        ));
+    }
+    out
+}
