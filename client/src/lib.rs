@@ -183,68 +183,52 @@ fn copy_error(error: &ClientError) -> ClientError {
     }
 }
 
-/// A connection to a Promesa server.
-pub struct Client {
+/// One live connection: its streams and the role its hello got.
+struct Connected {
     endpoint: quinn::Endpoint,
     connection: quinn::Connection,
     streams: Vec<PipelinedStream>,
+    role: Role,
+}
+
+/// A connection to a Promesa server that reconnects when the connection is lost.
+///
+/// A call that fails because the connection was lost or the server did not answer in
+/// time is sent again, up to `RETRIES_MAX` times, on a new connection, with the same request ids and the same
+/// content. That is safe: every mutating request carries its idempotency key (the
+/// reservation id and operation id, or an adjustment's operation id) or is an absolute
+/// set that may repeat, so the server applies it once and returns the first outcome to
+/// a repeat.
+pub struct Client {
+    config: ClientConfig,
+    connected: tokio::sync::RwLock<Arc<Connected>>,
     next_stream: AtomicUsize,
     next_id: AtomicU64,
-    role: Role,
     timeout: Duration,
 }
+
+/// Times a call is sent again after its connection was lost.
+pub const RETRIES_MAX: u32 = 3;
+
+/// Wait before the first reconnection, in milliseconds; doubled for each next one.
+const RECONNECT_BACKOFF_MS: u64 = 50;
 
 impl Client {
     /// Connects, says hello with the token, and opens the streams.
     pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-        let endpoint = client_endpoint(config)?;
-        let connecting = endpoint
-            .connect(config.addr, &config.server_name)
-            .map_err(|error| ClientError::Connection(error.to_string()))?;
-        let connection = tokio::time::timeout(Duration::from_millis(config.timeout_ms), connecting)
-            .await
-            .map_err(|_| ClientError::Timeout { timeout_ms: config.timeout_ms })?
-            .map_err(|error| ClientError::Connection(error.to_string()))?;
-
-        let (send, recv) = connection.open_bi().await.map_err(|error| ClientError::Connection(error.to_string()))?;
-        let mut first = StreamPair { send, recv };
-        let hello = Request::Hello { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, token: config.token.clone() };
-        let timeout = Duration::from_millis(config.timeout_ms);
-        let hello = vec![RequestEnvelope { id: 0, request: hello }];
-        let responses = match exchange(&mut first, hello, timeout, config.timeout_ms).await {
-            Ok(responses) => responses,
-            // A server that closes the connection says why in its close reason.
-            Err(ClientError::Connection(message)) => {
-                return Err(ClientError::Connection(close_reason(&connection).unwrap_or(message)));
-            }
-            Err(error) => return Err(error),
-        };
-        let role = match responses.into_iter().next() {
-            Some(Response::Welcome { role, .. }) => role,
-            Some(Response::Error { code, message }) => return Err(ClientError::Refused { code, message }),
-            other => return Err(ClientError::Malformed(format!("expected a welcome, got {other:?}"))),
-        };
-
-        let mut streams = vec![PipelinedStream::start(first)];
-        for _ in 1..config.streams.max(1) {
-            let (send, recv) =
-                connection.open_bi().await.map_err(|error| ClientError::Connection(error.to_string()))?;
-            streams.push(PipelinedStream::start(StreamPair { send, recv }));
-        }
+        let connected = open(config).await?;
         Ok(Client {
-            endpoint,
-            connection,
-            streams,
+            config: config.clone(),
+            connected: tokio::sync::RwLock::new(Arc::new(connected)),
             next_stream: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-            role,
-            timeout,
+            timeout: Duration::from_millis(config.timeout_ms),
         })
     }
 
     /// The role of the client's token.
     pub fn role(&self) -> Role {
-        self.role
+        self.connected.try_read().map_or(Role::Read, |connected| connected.role)
     }
 
     /// Sends `requests` in one frame and returns their responses in request order.
@@ -259,32 +243,71 @@ impl Client {
             .collect();
         let ids: Vec<u64> = envelopes.iter().map(|envelope| envelope.id).collect();
         let bytes = encode_client_frame(&ClientFrame { requests: envelopes });
-        let stream = &self.streams[self.next_stream.fetch_add(1, Ordering::Relaxed) % self.streams.len()];
 
+        let mut attempt = 0;
+        loop {
+            let connected = Arc::clone(&*self.connected.read().await);
+            match self.send_frame(&connected, &bytes, first_id, count.max(1)).await {
+                Ok(payload) => return responses_in_order(&payload, &ids),
+                // A lost connection, or a server that stopped answering (one killed and
+                // restarted leaves this connection silent until it times out).
+                Err(ClientError::Connection(_) | ClientError::Timeout { .. }) if attempt < RETRIES_MAX => {
+                    tokio::time::sleep(Duration::from_millis(RECONNECT_BACKOFF_MS << attempt)).await;
+                    attempt += 1;
+                    self.reconnect(&connected).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Replaces a lost connection, unless another call already did.
+    async fn reconnect(&self, lost: &Arc<Connected>) {
+        let mut connected = self.connected.write().await;
+        if !Arc::ptr_eq(&connected, lost) {
+            return;
+        }
+        match open(&self.config).await {
+            Ok(fresh) => {
+                tracing::debug!(addr = %self.config.addr, "reconnected");
+                *connected = Arc::new(fresh);
+            }
+            // The next attempt finds the same connection lost and tries again.
+            Err(error) => tracing::debug!(%error, "reconnection failed"),
+        }
+    }
+
+    /// Sends one encoded frame on the next stream and waits for its response frame.
+    async fn send_frame(
+        &self,
+        connected: &Connected,
+        bytes: &[u8],
+        first_id: u64,
+        count: u64,
+    ) -> Result<Payload, ClientError> {
+        let stream = &connected.streams[self.next_stream.fetch_add(1, Ordering::Relaxed) % connected.streams.len()];
         let (reply, replied) = oneshot::channel();
         {
             let mut waiting = stream.waiting.lock().expect("waiting frames lock");
             if let Some(ended) = &waiting.ended {
                 return Err(copy_error(ended));
             }
-            waiting.frames.insert(first_id, (count.max(1), reply));
+            waiting.frames.insert(first_id, (count, reply));
         }
         let forget = || stream.waiting.lock().expect("waiting frames lock").frames.remove(&first_id);
-        let written = stream.send.lock().await.write_all(&bytes).await;
+        let written = stream.send.lock().await.write_all(bytes).await;
         if let Err(error) = written {
             forget();
             return Err(ClientError::Connection(error.to_string()));
         }
-        let timeout_ms = self.timeout.as_millis() as u64;
-        let payload = match tokio::time::timeout(self.timeout, replied).await {
-            Ok(Ok(payload)) => payload?,
-            Ok(Err(_)) => return Err(ClientError::Connection("the stream's reader stopped".to_owned())),
+        match tokio::time::timeout(self.timeout, replied).await {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(_)) => Err(ClientError::Connection("the stream's reader stopped".to_owned())),
             Err(_) => {
                 forget();
-                return Err(ClientError::Timeout { timeout_ms });
+                Err(ClientError::Timeout { timeout_ms: self.timeout.as_millis() as u64 })
             }
-        };
-        responses_in_order(&payload, &ids)
+        }
     }
 
     /// Sends one request and returns its response.
@@ -297,8 +320,9 @@ impl Client {
     /// server sent back before it ended the stream. For testing servers with bytes
     /// that are not a valid frame.
     pub async fn send_raw(&self, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let connected = Arc::clone(&*self.connected.read().await);
         let (mut send, mut recv) =
-            self.connection.open_bi().await.map_err(|error| ClientError::Connection(error.to_string()))?;
+            connected.connection.open_bi().await.map_err(|error| ClientError::Connection(error.to_string()))?;
         send.write_all(bytes).await.map_err(|error| ClientError::Connection(error.to_string()))?;
         let _ = send.finish();
         let read = recv.read_to_end(promesa_protocol::limits::FRAME_BYTES_MAX as usize);
@@ -311,9 +335,48 @@ impl Client {
 
     /// Closes the connection.
     pub async fn close(self) {
-        self.connection.close(0u32.into(), b"client done");
-        self.endpoint.wait_idle().await;
+        let connected = self.connected.into_inner();
+        connected.connection.close(0u32.into(), b"client done");
+        connected.endpoint.wait_idle().await;
     }
+}
+
+/// Connects, says hello with the token, and opens the streams.
+async fn open(config: &ClientConfig) -> Result<Connected, ClientError> {
+    let endpoint = client_endpoint(config)?;
+    let connecting = endpoint
+        .connect(config.addr, &config.server_name)
+        .map_err(|error| ClientError::Connection(error.to_string()))?;
+    let connection = tokio::time::timeout(Duration::from_millis(config.timeout_ms), connecting)
+        .await
+        .map_err(|_| ClientError::Timeout { timeout_ms: config.timeout_ms })?
+        .map_err(|error| ClientError::Connection(error.to_string()))?;
+
+    let (send, recv) = connection.open_bi().await.map_err(|error| ClientError::Connection(error.to_string()))?;
+    let mut first = StreamPair { send, recv };
+    let hello = Request::Hello { major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, token: config.token.clone() };
+    let timeout = Duration::from_millis(config.timeout_ms);
+    let hello = vec![RequestEnvelope { id: 0, request: hello }];
+    let responses = match exchange(&mut first, hello, timeout, config.timeout_ms).await {
+        Ok(responses) => responses,
+        // A server that closes the connection says why in its close reason.
+        Err(ClientError::Connection(message)) => {
+            return Err(closed_by_server(&connection).unwrap_or(ClientError::Connection(message)));
+        }
+        Err(error) => return Err(error),
+    };
+    let role = match responses.into_iter().next() {
+        Some(Response::Welcome { role, .. }) => role,
+        Some(Response::Error { code, message }) => return Err(ClientError::Refused { code, message }),
+        other => return Err(ClientError::Malformed(format!("expected a welcome, got {other:?}"))),
+    };
+
+    let mut streams = vec![PipelinedStream::start(first)];
+    for _ in 1..config.streams.max(1) {
+        let (send, recv) = connection.open_bi().await.map_err(|error| ClientError::Connection(error.to_string()))?;
+        streams.push(PipelinedStream::start(StreamPair { send, recv }));
+    }
+    Ok(Connected { endpoint, connection, streams, role })
 }
 
 /// Writes one frame and reads the response frame, mapping responses to request order.
@@ -403,13 +466,24 @@ fn client_endpoint(config: &ClientConfig) -> Result<quinn::Endpoint, ClientError
     Ok(endpoint)
 }
 
-/// Returns the reason the server gave for closing the connection, if it closed it.
-fn close_reason(connection: &quinn::Connection) -> Option<String> {
+/// QUIC close codes of the server (see its `close_code`), and what each means here.
+fn close_code_meaning(code: u64) -> ErrorCode {
+    match code {
+        1 => ErrorCode::ShuttingDown,
+        2 => ErrorCode::Unauthenticated,
+        3 => ErrorCode::LimitExceeded,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// Returns the refusal the server gave when it closed the connection, if it did.
+fn closed_by_server(connection: &quinn::Connection) -> Option<ClientError> {
     match connection.close_reason()? {
-        quinn::ConnectionError::ApplicationClosed(close) => {
-            Some(format!("the server closed the connection: {}", String::from_utf8_lossy(&close.reason)))
-        }
-        other => Some(other.to_string()),
+        quinn::ConnectionError::ApplicationClosed(close) => Some(ClientError::Refused {
+            code: close_code_meaning(close.error_code.into_inner()).number(),
+            message: format!("the server closed the connection: {}", String::from_utf8_lossy(&close.reason)),
+        }),
+        _ => None,
     }
 }
 

@@ -39,10 +39,13 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Starts the server on a free loopback port and waits until it serves.
+/// Starts the server on a free loopback port (unless `extra` names one) and waits
+/// until it serves.
 fn spawn_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    let listen: &[&str] = if extra.contains(&"--listen") { &[] } else { &["--listen", "127.0.0.1:0"] };
     let mut child = Command::new(env!("CARGO_BIN_EXE_promesa-server"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(listen)
+        .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
         .env("RUST_LOG", "info")
@@ -103,7 +106,7 @@ async fn reserve_until_stopped(
 ) {
     let mut tasks = Vec::new();
     for client_index in 0..CLIENTS {
-        let config = ClientConfig { timeout_ms: 5_000, ..ClientConfig::local(addr, &data_dir).unwrap() };
+        let config = ClientConfig { timeout_ms: 1_000, ..ClientConfig::local(addr, &data_dir).unwrap() };
         let (acknowledged, acks, stop) = (Arc::clone(&acknowledged), Arc::clone(&acks), Arc::clone(&stop));
         tasks.push(tokio::spawn(async move {
             let Ok(client) = Client::connect(&config).await else { return };
@@ -261,4 +264,32 @@ async fn one_connection_past_the_limit_is_told_the_limit() {
     first.close().await;
     second.close().await;
     stop_with_sigterm(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reconnects_and_retries_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = spawn_server(dir.path(), &[]);
+    let addr = server.addr;
+    set_up(addr, dir.path()).await;
+    let config = ClientConfig { timeout_ms: 1_000, ..ClientConfig::local(addr, dir.path()).unwrap() };
+    let client = Client::connect(&config).await.unwrap();
+    let reserve = Request::Reserve {
+        reservation_id: "order-A".into(),
+        channel: None,
+        lines: vec![ReserveLine { sku: sku(0), location: "L0".into(), quantity: 2 }],
+        partial: false,
+        ttl_ms: 3_600_000,
+    };
+    assert!(matches!(client.call_one(reserve.clone()).await.unwrap(), Response::Reserved { replayed: false, .. }));
+
+    // Killed and started again on the same address: the same client's next call
+    // reconnects, and a repeated reserve returns the first outcome.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let restarted = spawn_server(dir.path(), &["--listen", &addr.to_string()]);
+    let retried = client.call_one(reserve).await.expect("the call is retried on a new connection");
+    assert!(matches!(retried, Response::Reserved { replayed: true, .. }), "{retried:?}");
+    client.close().await;
+    stop_with_sigterm(restarted);
 }
