@@ -202,6 +202,8 @@ struct Connected {
 pub struct Client {
     config: ClientConfig,
     connected: tokio::sync::RwLock<Arc<Connected>>,
+    /// The token's role, from the first hello.
+    role: Role,
     next_stream: AtomicUsize,
     next_id: AtomicU64,
     timeout: Duration,
@@ -218,6 +220,7 @@ impl Client {
     pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
         let connected = open(config).await?;
         Ok(Client {
+            role: connected.role,
             config: config.clone(),
             connected: tokio::sync::RwLock::new(Arc::new(connected)),
             next_stream: AtomicUsize::new(0),
@@ -228,7 +231,7 @@ impl Client {
 
     /// The role of the client's token.
     pub fn role(&self) -> Role {
-        self.connected.try_read().map_or(Role::Read, |connected| connected.role)
+        self.role
     }
 
     /// Sends `requests` in one frame and returns their responses in request order.
