@@ -354,6 +354,15 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     }
 }
 
+/// Counts a frame in flight until its task ends, however it ends.
+struct FrameInFlight<'a>(&'a AtomicUsize);
+
+impl Drop for FrameInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Decrements the open connection count when a connection task ends.
 struct ConnectionCount<'a>(&'a AtomicUsize);
 
@@ -369,10 +378,8 @@ async fn hello(
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) -> Result<Role, (ErrorCode, String)> {
-    let payload = read_payload(recv)
-        .await
-        .map_err(|message| (ErrorCode::Malformed, message))?
-        .ok_or((ErrorCode::Malformed, "the stream ended before a hello".to_owned()))?;
+    let payload =
+        read_payload(recv).await?.ok_or((ErrorCode::Malformed, "the stream ended before a hello".to_owned()))?;
     let frame = access_client_frame(&payload).map_err(|error| (ErrorCode::Malformed, error.to_string()))?;
     let Some(first) = frame.requests.first() else {
         return Err((ErrorCode::Malformed, "the first frame is empty; it must start with a hello".to_owned()));
@@ -402,16 +409,18 @@ async fn hello(
 }
 
 /// Reads one length-prefixed payload; `None` at a clean end of the stream.
-async fn read_payload(recv: &mut quinn::RecvStream) -> Result<Option<Payload>, String> {
+async fn read_payload(recv: &mut quinn::RecvStream) -> Result<Option<Payload>, (ErrorCode, String)> {
     let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
     match recv.read_exact(&mut prefix).await {
         Ok(()) => {}
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(error) => return Err(format!("reading a frame failed: {error}")),
+        Err(error) => return Err((ErrorCode::Malformed, format!("reading a frame failed: {error}"))),
     }
-    let len = payload_len(prefix).map_err(|error| error.to_string())?;
+    let len = payload_len(prefix).map_err(|error| (ErrorCode::LimitExceeded, error.to_string()))?;
     let mut bytes = vec![0u8; len];
-    recv.read_exact(&mut bytes).await.map_err(|error| format!("reading a frame failed: {error}"))?;
+    recv.read_exact(&mut bytes)
+        .await
+        .map_err(|error| (ErrorCode::Malformed, format!("reading a frame failed: {error}")))?;
     Ok(Some(promesa_protocol::frame::payload_from(&bytes)))
 }
 
@@ -438,8 +447,8 @@ async fn serve_stream(
         let payload = match read_payload(&mut recv).await {
             Ok(Some(payload)) => payload,
             Ok(None) => break,
-            Err(message) => {
-                let _ = responses.send(error_frame(ErrorCode::Malformed, &message)).await;
+            Err((code, message)) => {
+                let _ = responses.send(error_frame(code, &message)).await;
                 break;
             }
         };
@@ -479,9 +488,16 @@ async fn serve_stream(
         shared.frames_in_flight.fetch_add(1, Ordering::AcqRel);
         let (shared, responses) = (Arc::clone(&shared), responses.clone());
         tokio::spawn(async move {
+            let _in_flight = FrameInFlight(&shared.frames_in_flight);
             let started = std::time::Instant::now();
             let frame = access_client_frame(&payload).expect("validated above");
-            let (answer, lsn) = shared.executor.execute_frame(frame, role);
+            let executed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.executor.execute_frame(frame, role)));
+            let Ok((answer, lsn)) = executed else {
+                tracing::error!("a frame's execution panicked");
+                let _ = responses.send(error_frame(ErrorCode::Internal, "the frame's execution panicked")).await;
+                return;
+            };
             let answer = match lsn {
                 0 => answer,
                 lsn => match shared.acknowledger.wait(lsn).await {
@@ -492,7 +508,6 @@ async fn serve_stream(
             let _ = responses.send(encode_server_frame(&answer)).await;
             shared.executor.record_latency(frame, started.elapsed().as_micros() as u64);
             drop(permit);
-            shared.frames_in_flight.fetch_sub(1, Ordering::AcqRel);
         });
     }
     drop(responses);

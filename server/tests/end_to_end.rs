@@ -492,10 +492,8 @@ fn expected_reply(bytes: &[u8]) -> ExpectedReply {
             return ExpectedReply { frames, rejection: Some(malformed) };
         };
         let Ok(len) = payload_len(*prefix) else {
-            // NOTE: docs/protocol.md specifies limit_exceeded for a frame past a limit, but
-            // the server sends malformed for a length prefix over frame_bytes_max.
             let too_large = Rejection {
-                codes: &[ErrorCode::LimitExceeded, ErrorCode::Malformed],
+                codes: &[ErrorCode::LimitExceeded],
                 message_contains: "over the limit frame_bytes_max = 8388608",
             };
             return ExpectedReply { frames, rejection: Some(too_large) };
