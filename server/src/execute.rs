@@ -676,3 +676,71 @@ pub fn encode_requests(requests: Vec<Request>) -> promesa_protocol::Payload {
     let bytes = promesa_protocol::frame::encode_client_frame(&frame);
     promesa_protocol::frame::payload_from(&bytes[promesa_protocol::frame::LENGTH_PREFIX_BYTES..])
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use promesa_engine::wal::scan::ScanOptions;
+    use promesa_engine::wal::sim::SimStorage;
+    use promesa_engine::wal::writer::LogConfig;
+    use promesa_engine::{Engine, EngineConfig};
+    use promesa_protocol::frame::access_client_frame;
+    use promesa_protocol::{LocationRow, Request, ReserveLine, Response, Role};
+
+    use super::{Executor, encode_requests};
+
+    fn executor() -> Executor {
+        let storage = Arc::new(SimStorage::new());
+        let (engine, _) =
+            Engine::open(EngineConfig::default(), storage, LogConfig::default(), ScanOptions::default(), 1_000)
+                .unwrap();
+        Executor::new(Arc::new(engine))
+    }
+
+    #[test]
+    fn reads_need_no_wait_and_changes_wait_for_their_records() {
+        let executor = executor();
+        let location =
+            LocationRow { code: "L0".into(), kind: 0, lat: 0.0, lon: 0.0, methods: 1, daily_capacity: 0, active: true };
+        let setup = encode_requests(vec![
+            Request::UpsertLocations { locations: vec![location] },
+            Request::SetOnHand { sku: "S".into(), location: "L0".into(), on_hand: 5 },
+        ]);
+        let (_, setup_lsn) = executor.execute_frame(access_client_frame(&setup).unwrap(), Role::Admin);
+        assert!(setup_lsn > 0, "a frame of changes waits for the log");
+
+        let reads = encode_requests(vec![
+            Request::Ping,
+            Request::Availability { sku: "S".into(), location: "L0".into(), channel: None },
+            Request::Stats,
+        ]);
+        let (answer, reads_lsn) = executor.execute_frame(access_client_frame(&reads).unwrap(), Role::Read);
+        assert_eq!(reads_lsn, 0, "a frame of reads is answered at once");
+        assert!(matches!(answer.responses[1].response, Response::Availability(_)));
+
+        let mixed = encode_requests(vec![
+            Request::Availability { sku: "S".into(), location: "L0".into(), channel: None },
+            Request::Reserve {
+                reservation_id: "order-1".into(),
+                channel: None,
+                lines: vec![ReserveLine { sku: "S".into(), location: "L0".into(), quantity: 2 }],
+                partial: false,
+                ttl_ms: 60_000,
+            },
+        ]);
+        let (_, mixed_lsn) = executor.execute_frame(access_client_frame(&mixed).unwrap(), Role::Reserve);
+        assert!(mixed_lsn > setup_lsn, "a frame with a reserve waits for the reserve's record");
+    }
+
+    #[test]
+    fn a_role_below_the_request_is_refused_with_both_roles_named() {
+        let executor = executor();
+        let frame = encode_requests(vec![Request::SetOnHand { sku: "S".into(), location: "L0".into(), on_hand: 5 }]);
+        let (answer, lsn) = executor.execute_frame(access_client_frame(&frame).unwrap(), Role::Reserve);
+        assert_eq!(lsn, 0);
+        let Response::Error { code, message } = &answer.responses[0].response else { panic!("{answer:?}") };
+        assert_eq!(*code, promesa_protocol::ErrorCode::Forbidden.number());
+        assert_eq!(message, "this request needs the admin role; the token has the reserve role");
+    }
+}
