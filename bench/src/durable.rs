@@ -542,15 +542,7 @@ fn measure_snapshot(engine: &Engine, catalogue: Catalogue, now_ms: u64) -> Snaps
         // A baseline of about the length of a snapshot: 0.1 s per million positions.
         std::thread::sleep(Duration::from_millis((catalogue_positions(engine) / 10_000).clamp(50, 2_000)));
         phase.store(PHASE_SNAPSHOT, Ordering::Release);
-        // On a thread of the priority the server's snapshot thread runs at.
-        let report = scope
-            .spawn(|| {
-                promesa_engine::snapshot::lower_thread_priority();
-                engine.snapshot()
-            })
-            .join()
-            .expect("the snapshot thread panicked")
-            .unwrap_or_else(|error| panic!("the snapshot failed: {error}"));
+        let report = engine.snapshot().unwrap_or_else(|error| panic!("the snapshot failed: {error}"));
         phase.store(PHASE_STOP, Ordering::Release);
         let (longest, pairs) = worker.join().expect("the pair thread panicked");
         (report, (longest[0], pairs[0]), (longest[1], pairs[1]))

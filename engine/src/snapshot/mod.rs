@@ -502,25 +502,6 @@ pub(crate) fn load_newest(storage: &dyn Storage) -> io::Result<(Option<LoadedSna
     Ok((None, skipped))
 }
 
-/// Nice value of the snapshot thread: above the request threads' 0, so that on a busy
-/// machine the scheduler runs requests first and the copy in the gaps.
-pub const SNAPSHOT_THREAD_NICE: i32 = 10;
-
-/// Lowers the calling thread's scheduling priority to `SNAPSHOT_THREAD_NICE`, for a
-/// thread that takes snapshots. A failure leaves the priority as it was.
-pub fn lower_thread_priority() {
-    // SAFETY: gettid has no preconditions; setpriority on the calling thread's id
-    // changes only that thread's nice value (Linux treats a thread id as a process id
-    // for PRIO_PROCESS).
-    let status = unsafe {
-        let thread_id = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, thread_id as libc::id_t, SNAPSHOT_THREAD_NICE)
-    };
-    if status != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "the snapshot thread keeps its priority");
-    }
-}
-
 /// Takes snapshots on a background thread when the policy asks for one.
 pub struct SnapshotScheduler {
     stop: Option<crossbeam_channel::Sender<()>>,
@@ -536,7 +517,6 @@ impl SnapshotScheduler {
             .map_or(SNAPSHOT_CHECK_INTERVAL_MS_DEFAULT, |snapshots| snapshots.policy.check_interval_ms.max(1));
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let thread = std::thread::Builder::new().name("promesa-snapshots".into()).spawn(move || {
-            lower_thread_priority();
             let check = Duration::from_millis(check_interval_ms);
             while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(check) {
                 if !engine.snapshot_due() {
