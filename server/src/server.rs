@@ -109,6 +109,8 @@ struct Shared {
     config: ServerConfig,
     /// Frames being executed; shutdown waits for it to drain.
     frames_in_flight: AtomicUsize,
+    /// Set at shutdown: frames read after it are refused with `shutting_down`.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl Server {
@@ -184,6 +186,7 @@ impl Server {
             connections: AtomicUsize::new(0),
             config: self.config.clone(),
             frames_in_flight: AtomicUsize::new(0),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
         let scheduler = SnapshotScheduler::start(Arc::clone(self.executor.engine()))
             .map_err(|error| format!("failed to start the snapshot thread: {error}"))?;
@@ -200,8 +203,9 @@ impl Server {
             }
         }
 
-        tracing::info!("shutting down: no new connections");
+        tracing::info!("shutting down: no new connections or frames");
         self.endpoint.set_server_config(None);
+        shared.shutting_down.store(true, Ordering::Release);
         while shared.frames_in_flight.load(Ordering::Acquire) > 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -452,6 +456,10 @@ async fn serve_stream(
                 break;
             }
         };
+        if shared.shutting_down.load(Ordering::Acquire) {
+            let _ = responses.send(error_frame(ErrorCode::ShuttingDown, "the server is shutting down")).await;
+            break;
+        }
         let requests = match access_client_frame(&payload) {
             Ok(frame) => frame.requests.len(),
             Err(error) => {
