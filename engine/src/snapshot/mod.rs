@@ -375,32 +375,43 @@ impl Engine {
             check_restored_id("location", self.catalog.locations.get(&spec.code), id)?;
         }
 
-        self.catalog.reserve(image.skus.len(), image.positions.len());
-        {
-            let _writer = self.catalog.writer_lock();
-            for (id, code) in image.skus.iter().enumerate() {
-                let restored = self.catalog.intern_sku_locked(code.as_str()).map_err(|error| error.to_string())?;
-                check_restored_id("SKU", Some(restored), id)?;
-            }
-            for (index, position) in image.positions.iter().enumerate() {
-                let (sku, location) = (position.sku.to_native(), position.location.to_native());
-                if sku as usize >= image.skus.len() || location as usize >= image.locations.len() {
-                    return Err(format!("position {index} names SKU {sku} or location {location}, which do not exist"));
-                }
-                let created = self.catalog.create_position_locked(sku, location).map_err(|error| error.to_string())?;
-                check_restored_id("position", Some(created), index)?;
-                let mut guard = self.catalog.lock_position(created, &self.counters.positions_in_shortage);
-                guard.counters.on_hand = position.on_hand.to_native();
-                guard.counters.reserved = position.reserved.to_native();
-                guard.counters.allocated = position.allocated.to_native();
-                guard.counters.safety_stock = position.safety_stock.to_native();
-                guard.counters.hold_deadline_floor_s = position.hold_deadline_floor_s.to_native();
-                guard.replayed_lsn = position.lsn.to_native();
-            }
-        }
-
-        self.reservations.restore_images(&image.reservations)?;
+        // Reservations only name positions by index, so they are restored on a second
+        // thread while this one rebuilds the catalog's positions.
+        std::thread::scope(|scope| {
+            let reservations = scope.spawn(|| self.reservations.restore_images(&image.reservations));
+            let positions = self.restore_positions(image);
+            let reservations = reservations.join().map_err(|_| "restoring the reservations panicked".to_owned())?;
+            positions.and(reservations)
+        })?;
         self.restore_adjustments(&image.adjustments);
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Restores the SKUs and positions of an image, in id and index order.
+    fn restore_positions(&self, image: &ArchivedEngineImage) -> Result<(), String> {
+        self.catalog.reserve(image.skus.len(), image.positions.len());
+        let _writer = self.catalog.writer_lock();
+        for (id, code) in image.skus.iter().enumerate() {
+            let restored = self.catalog.intern_sku_locked(code.as_str()).map_err(|error| error.to_string())?;
+            check_restored_id("SKU", Some(restored), id)?;
+        }
+        for (index, position) in image.positions.iter().enumerate() {
+            let (sku, location) = (position.sku.to_native(), position.location.to_native());
+            if sku as usize >= image.skus.len() || location as usize >= image.locations.len() {
+                return Err(format!("position {index} names SKU {sku} or location {location}, which do not exist"));
+            }
+            let created = self.catalog.create_position_locked(sku, location).map_err(|error| error.to_string())?;
+            check_restored_id("position", Some(created), index)?;
+            let mut guard = self.catalog.lock_position(created, &self.counters.positions_in_shortage);
+            guard.counters.on_hand = position.on_hand.to_native();
+            guard.counters.reserved = position.reserved.to_native();
+            guard.counters.allocated = position.allocated.to_native();
+            guard.counters.safety_stock = position.safety_stock.to_native();
+            guard.counters.hold_deadline_floor_s = position.hold_deadline_floor_s.to_native();
+            guard.replayed_lsn = position.lsn.to_native();
+        }
         Ok(())
     }
 }
