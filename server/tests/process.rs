@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use promesa_client::{Client, ClientConfig, ClientError};
-use promesa_protocol::{LocationRow, Request, ReserveLine, Response};
+use promesa_protocol::{ErrorCode, LocationRow, Request, ReserveLine, Response};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -140,6 +140,8 @@ async fn reserve_until_stopped(
                     }
                     Ok(other) => panic!("unexpected response {other:?}"),
                     Err(ClientError::Connection(_) | ClientError::Timeout { .. }) => break,
+                    // A frame read after a SIGTERM is refused; the ones before it were answered.
+                    Err(ClientError::Refused { code, .. }) if code == ErrorCode::ShuttingDown.number() => break,
                     Err(error) => panic!("{error}"),
                 }
             }
