@@ -105,7 +105,7 @@ struct StreamPair {
 #[derive(Default)]
 struct Waiting {
     frames: BTreeMap<u64, (u64, oneshot::Sender<Result<Payload, ClientError>>)>,
-    /// Why the stream ended, once it did.
+    /// The reason the stream ended, once it did.
     ended: Option<ClientError>,
 }
 
@@ -229,7 +229,7 @@ impl Client {
         })
     }
 
-    /// The role of the client's token.
+    /// Returns the role of the client's token.
     pub fn role(&self) -> Role {
         self.role
     }
@@ -443,6 +443,7 @@ fn client_endpoint(config: &ClientConfig) -> Result<quinn::Endpoint, ClientError
             .add(cert)
             .map_err(|error| ClientError::Setup(format!("the CA file holds an unusable certificate: {error}")))?;
     }
+
     // The same provider as the server (see its TLS settings).
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -454,6 +455,7 @@ fn client_endpoint(config: &ClientConfig) -> Result<quinn::Endpoint, ClientError
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|error| ClientError::Setup(format!("the TLS settings do not suit QUIC: {error}")))?;
+
     // A server on loopback is reached from loopback, so the client opens no socket
     // on other interfaces.
     let bind: SocketAddr = match (config.addr.is_ipv6(), config.addr.ip().is_loopback()) {

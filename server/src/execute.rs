@@ -93,7 +93,7 @@ pub fn wall_clock_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }
 
-/// The role a request needs.
+/// Returns the role a request needs.
 pub fn required_role(request: &ArchivedRequest) -> Role {
     match request {
         ArchivedRequest::Hello { .. }
@@ -117,7 +117,7 @@ pub fn required_role(request: &ArchivedRequest) -> Role {
     }
 }
 
-/// Whether a request may change state (and so its answer waits for the log).
+/// Returns whether a request may change state (and so its response waits for the log).
 pub fn is_mutation(request: &ArchivedRequest) -> bool {
     required_role(request) != Role::Read && !matches!(request, ArchivedRequest::ImportRows { .. })
 }
@@ -507,7 +507,7 @@ impl Executor {
     }
 }
 
-/// The engine's counters as named figures.
+/// Returns the engine's counters as named figures.
 pub fn engine_figures(engine: &Engine) -> Vec<Figure> {
     let stats = engine.stats();
     let mut figures = vec![
@@ -664,7 +664,7 @@ fn reservation_error(failure: &ReservationError) -> Response {
     error(code, failure.to_string())
 }
 
-/// A request built from parts, for tests that drive the executor without a network.
+/// Encodes requests as a frame payload, for tests that drive the executor without a network.
 pub fn encode_requests(requests: Vec<Request>) -> promesa_protocol::Payload {
     let frame = promesa_protocol::ClientFrame {
         requests: requests

@@ -73,7 +73,7 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The defaults, with data in `data_dir`.
+    /// Returns the defaults, with data in `data_dir`.
     pub fn new(data_dir: PathBuf) -> Self {
         ServerConfig {
             listen: LISTEN_DEFAULT.parse().expect("the default address parses"),
@@ -163,7 +163,7 @@ impl Server {
         })
     }
 
-    /// The address the server listens on.
+    /// Returns the address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.endpoint.local_addr().expect("a bound endpoint has an address")
     }
@@ -376,7 +376,7 @@ impl Drop for ConnectionCount<'_> {
     }
 }
 
-/// Reads the first frame and checks its hello. Answers `Welcome` on success.
+/// Reads the first frame and checks its hello; replies `Welcome` on success.
 async fn hello(
     shared: &Shared,
     send: &mut quinn::SendStream,
@@ -522,7 +522,7 @@ async fn serve_stream(
     let _ = writer.await;
 }
 
-/// A frame with one error response, for a frame that could not be read.
+/// Encodes a frame with one error response, for a frame that could not be read.
 fn error_frame(code: ErrorCode, message: &str) -> Vec<u8> {
     let frame = ServerFrame {
         responses: vec![ResponseEnvelope {
