@@ -151,7 +151,9 @@ pub fn check_limits(request: &ArchivedRequest) -> Result<(), LimitError> {
                 code("location", row.location.as_str())
             })
         }
-        ArchivedRequest::ImportCommit { import_id } => id("import_id", import_id.as_str()),
+        ArchivedRequest::ImportCommit { import_id } | ArchivedRequest::ImportAbort { import_id } => {
+            id("import_id", import_id.as_str())
+        }
         ArchivedRequest::Availability { sku, location, channel: name } => {
             code("sku", sku.as_str())?;
             code("location", location.as_str())?;

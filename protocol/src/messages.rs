@@ -249,6 +249,11 @@ pub enum Request {
     },
     /// Counters and figures of the server.
     Stats,
+    /// Drops the rows staged under an import id without applying them.
+    ImportAbort {
+        /// Import id.
+        import_id: String,
+    },
 }
 
 /// A request with the id the client chose for it; the response carries the same id.
@@ -450,6 +455,11 @@ pub enum Response {
     Reservation(Option<ReservationView>),
     /// Server counters and figures.
     Stats(Vec<Figure>),
+    /// An import dropped.
+    ImportAborted {
+        /// Rows that were staged and are now dropped.
+        rows_dropped: u64,
+    },
 }
 
 /// A response with the id of its request.

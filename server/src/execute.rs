@@ -76,6 +76,7 @@ pub fn operation_name(request: &ArchivedRequest) -> &'static str {
         ArchivedRequest::SetSafetyStock { .. } => "set_safety_stock",
         ArchivedRequest::ImportRows { .. } => "import_rows",
         ArchivedRequest::ImportCommit { .. } => "import_commit",
+        ArchivedRequest::ImportAbort { .. } => "import_abort",
         ArchivedRequest::Availability { .. } => "availability",
         ArchivedRequest::AvailabilityMany { .. } => "availability_many",
         ArchivedRequest::Reserve { .. } => "reserve",
@@ -113,13 +114,15 @@ pub fn required_role(request: &ArchivedRequest) -> Role {
         | ArchivedRequest::AdjustOnHand { .. }
         | ArchivedRequest::SetSafetyStock { .. }
         | ArchivedRequest::ImportRows { .. }
-        | ArchivedRequest::ImportCommit { .. } => Role::Admin,
+        | ArchivedRequest::ImportCommit { .. }
+        | ArchivedRequest::ImportAbort { .. } => Role::Admin,
     }
 }
 
 /// Returns whether a request may change state (and so its response waits for the log).
 pub fn is_mutation(request: &ArchivedRequest) -> bool {
-    required_role(request) != Role::Read && !matches!(request, ArchivedRequest::ImportRows { .. })
+    required_role(request) != Role::Read
+        && !matches!(request, ArchivedRequest::ImportRows { .. } | ArchivedRequest::ImportAbort { .. })
 }
 
 fn allows(role: Role, needed: Role) -> bool {
@@ -353,6 +356,10 @@ impl Executor {
                     Err(failure) => error(ErrorCode::Internal, failure.to_string()),
                 }
             }
+            ArchivedRequest::ImportAbort { import_id } => match self.imports.lock().remove(import_id.as_str()) {
+                Some(staged) => Response::ImportAborted { rows_dropped: staged.rows.len() as u64 },
+                None => error(ErrorCode::NotFound, format!("import {} has no staged rows", import_id.as_str())),
+            },
             ArchivedRequest::Availability { sku, location, channel } => {
                 let channel = channel.as_ref().map(|name| name.as_str());
                 match engine.availability(sku.as_str(), location.as_str(), channel, now_ms) {

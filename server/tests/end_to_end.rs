@@ -187,6 +187,14 @@ async fn roles_tokens_and_limits() {
         .unwrap();
     assert_eq!(error_code(&unknown), Some(ErrorCode::NotFound), "{unknown:?}");
 
+    // An aborted import drops its rows and cannot be committed.
+    let rows = vec![StockRow { sku: "SKU-4".into(), location: "MX-01".into(), on_hand: 5, safety_stock: None }];
+    admin.call_one(Request::ImportRows { import_id: "i2".into(), first_line: 2, rows }).await.unwrap();
+    let aborted = admin.call_one(Request::ImportAbort { import_id: "i2".into() }).await.unwrap();
+    assert_eq!(aborted, Response::ImportAborted { rows_dropped: 1 });
+    let commit = admin.call_one(Request::ImportCommit { import_id: "i2".into() }).await.unwrap();
+    assert_eq!(error_code(&commit), Some(ErrorCode::NotFound), "{commit:?}");
+
     reader.close().await;
     admin.close().await;
     running.shut_down().await;

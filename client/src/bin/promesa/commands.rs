@@ -201,17 +201,25 @@ async fn import_stock(
             first_line: lines[0],
             rows: read.rows[batch.clone()].to_vec(),
         };
-        // NOTE: the protocol has no request to drop a staged import, so rows staged
-        // before a failure here stay on the server and are never applied.
-        match call(client, addr, request).await? {
-            Response::ImportStaged { rows_staged } => eprintln!(
-                "staged lines {} to {} ({rows_staged} of {} rows)",
-                lines[0],
-                lines[lines.len() - 1],
-                read.rows.len()
-            ),
-            other => return Err(Failure::unexpected("ImportStaged", &other)),
-        }
+        let staged = match call(client, addr, request).await {
+            Ok(Response::ImportStaged { rows_staged }) => Ok(rows_staged),
+            Ok(other) => Err(Failure::unexpected("ImportStaged", &other)),
+            Err(failure) => Err(failure),
+        };
+        let rows_staged = match staged {
+            Ok(rows_staged) => rows_staged,
+            Err(failure) => {
+                // Drop what was staged so far; the server frees the import's slot.
+                let _ = call(client, addr, Request::ImportAbort { import_id: import_id.clone() }).await;
+                return Err(failure);
+            }
+        };
+        eprintln!(
+            "staged lines {} to {} ({rows_staged} of {} rows)",
+            lines[0],
+            lines[lines.len() - 1],
+            read.rows.len()
+        );
     }
     match call(client, addr, Request::ImportCommit { import_id: import_id.clone() }).await {
         Ok(Response::ImportCommitted { rows, positions_created }) => {
