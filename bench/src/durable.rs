@@ -36,7 +36,7 @@ pub const RECOVERY_RECORDS_PER_SECOND_MIN: f64 = 5e6;
 pub const RESTART_SECS_MAX: f64 = 10.0;
 
 /// Pairs each thread acknowledges together in the batched durable runs: one wait for
-/// the log per batch, as a server answering a frame of requests does.
+/// the log per batch, as a server responding to a frame of requests does.
 pub const DURABLE_BATCH_PAIRS: u64 = 512;
 
 /// Threads that make the reserve + release pairs written to the recovery log.
@@ -81,7 +81,7 @@ pub struct DurableFigures {
 pub struct DurableRates {
     /// "sync" or "not_durable".
     pub durability: &'static str,
-    /// How calls are acknowledged: "per call", or "per batch of N pairs".
+    /// The acknowledgement mode: "per call", or "per batch of N pairs".
     pub acknowledged: String,
     /// The unit counted: "pairs".
     pub unit: &'static str,
@@ -185,7 +185,7 @@ pub struct RecoveryFigures {
 /// One timed `Engine::open`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Restart {
-    /// What the folder holds: "snapshot", or "snapshot and pairs" (a snapshot of the
+    /// The folder's contents: "snapshot", or "snapshot and pairs" (a snapshot of the
     /// positions and a log of the pairs after it).
     pub log: &'static str,
     /// "evicted": the log files were synced and dropped from the page cache with
@@ -222,12 +222,12 @@ pub struct SnapshotFigures {
     pub write_secs: f64,
     /// Seconds of that spent copying the state while requests ran.
     pub copy_secs: f64,
-    /// Longest time the copy held a lock that requests take, in milliseconds.
+    /// Maximum time the copy held a lock that requests take, in milliseconds.
     pub longest_lock_hold_ms: f64,
-    /// Longest reserve + release pair while the snapshot ran, in milliseconds: the
-    /// longest pause a request saw.
+    /// Maximum reserve + release pair time while the snapshot ran, in milliseconds:
+    /// the longest pause a request saw.
     pub max_pause_ms: f64,
-    /// Longest pair over the same number of pairs just before the snapshot, in
+    /// Maximum pair time over a comparable stretch just before the snapshot, in
     /// milliseconds: what the machine alone causes.
     pub baseline_max_pause_ms: f64,
     /// Pairs made before the snapshot, for the baseline.

@@ -17,13 +17,13 @@ use serde::Serialize;
 pub const SERVER_SKUS: u64 = 10_000;
 /// On hand of each SKU.
 const ON_HAND: u64 = 1_000_000_000;
-/// Longest frame round trip the histograms hold, in microseconds; longer ones count
+/// Maximum frame round trip the histograms record, in microseconds. Longer ones count
 /// as this.
 const FRAME_US_MAX: u64 = 60_000_000;
 /// Rows per import request while seeding.
 const SEED_ROWS_PER_REQUEST: usize = 10_000;
 
-/// Which tokio runtime serves the endpoint.
+/// The tokio runtime that serves the endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerRuntime {
@@ -55,7 +55,7 @@ pub struct Throughput {
     pub reserves_per_frame: usize,
     /// Reserves acknowledged per second.
     pub reserves_per_sec: f64,
-    /// Frames answered per second.
+    /// Frames with a response per second.
     pub frames_per_sec: f64,
     /// Frame round trip p50, in microseconds.
     pub frame_us_p50: u64,
@@ -190,6 +190,7 @@ async fn throughput(config: &ClientConfig, plan: &ServerPlan, per_frame: usize) 
     for _ in 0..plan.connections {
         clients.push(Arc::new(Client::connect(config).await.expect("connect")));
     }
+
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in &clients {
@@ -216,6 +217,7 @@ async fn throughput(config: &ClientConfig, plan: &ServerPlan, per_frame: usize) 
     }
     tokio::time::sleep(Duration::from_secs_f64(plan.secs)).await;
     stop.store(true, Ordering::Relaxed);
+
     let mut reserves = 0;
     let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, FRAME_US_MAX, 3).expect("valid bounds");
     for task in tasks {

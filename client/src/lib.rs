@@ -1,4 +1,4 @@
-//! Promesa's async client: connects over QUIC with TLS 1.3, says hello with a token,
+//! Promesa's async client: connects over QUIC with TLS 1.3, sends a hello with a token,
 //! and sends frames of requests over a few long-lived streams.
 //!
 //! [`Client::call`] sends one frame and returns its responses in request order;
@@ -100,7 +100,7 @@ struct StreamPair {
     recv: quinn::RecvStream,
 }
 
-/// Frames sent on a stream and not answered yet, by the id of their first request,
+/// Frames sent on a stream and without a response yet, by the id of their first request,
 /// with their request count and where their response goes.
 #[derive(Default)]
 struct Waiting {
@@ -193,7 +193,7 @@ struct Connected {
 
 /// A connection to a Promesa server that reconnects when the connection is lost.
 ///
-/// A call that fails because the connection was lost or the server did not answer in
+/// A call that fails because the connection was lost or the server did not respond in
 /// time is sent again, up to `RETRIES_MAX` times, on a new connection, with the same request ids and the same
 /// content. That is safe: every mutating request carries its idempotency key (the
 /// reservation id and operation id, or an adjustment's operation id) or is an absolute
@@ -216,7 +216,7 @@ pub const RETRIES_MAX: u32 = 3;
 const RECONNECT_BACKOFF_MS: u64 = 50;
 
 impl Client {
-    /// Connects, says hello with the token, and opens the streams.
+    /// Connects, sends a hello with the token, and opens the streams.
     pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
         let connected = open(config).await?;
         Ok(Client {
@@ -252,7 +252,7 @@ impl Client {
             let connected = Arc::clone(&*self.connected.read().await);
             match self.send_frame(&connected, &bytes, first_id, count.max(1)).await {
                 Ok(payload) => return responses_in_order(&payload, &ids),
-                // A lost connection, or a server that stopped answering (one killed and
+                // A lost connection, or a server that stopped responding (one killed and
                 // restarted leaves this connection silent until it times out).
                 Err(ClientError::Connection(_) | ClientError::Timeout { .. }) if attempt < RETRIES_MAX => {
                     tokio::time::sleep(Duration::from_millis(RECONNECT_BACKOFF_MS << attempt)).await;
@@ -344,7 +344,7 @@ impl Client {
     }
 }
 
-/// Connects, says hello with the token, and opens the streams.
+/// Connects, sends a hello with the token, and opens the streams.
 async fn open(config: &ClientConfig) -> Result<Connected, ClientError> {
     let endpoint = client_endpoint(config)?;
     let connecting = endpoint
@@ -441,7 +441,7 @@ fn client_endpoint(config: &ClientConfig) -> Result<quinn::Endpoint, ClientError
     for cert in certs {
         roots
             .add(cert)
-            .map_err(|error| ClientError::Setup(format!("the CA file holds an unusable certificate: {error}")))?;
+            .map_err(|error| ClientError::Setup(format!("the CA file contains an invalid certificate: {error}")))?;
     }
 
     // The same provider as the server (see its TLS settings).

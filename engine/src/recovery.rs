@@ -59,7 +59,7 @@ pub enum RecoveryError {
     Snapshot {
         /// The snapshot file.
         file: String,
-        /// What was wrong.
+        /// The problem found.
         reason: String,
     },
     /// The log ends before the last change the snapshot holds, so records are missing.
@@ -70,14 +70,14 @@ pub enum RecoveryError {
     LogBehindSnapshot {
         /// The snapshot file.
         file: String,
-        /// Where the log ends.
+        /// The log's end LSN.
         log_end_lsn: u64,
-        /// Where the log must reach.
+        /// The LSN the log must reach.
         snapshot_end_lsn: u64,
     },
 }
 
-/// Which parts of a record a snapshot already holds, beyond the per-object LSNs.
+/// The parts of a record a snapshot already contains, beyond the per-object LSNs.
 #[derive(Clone, Copy, Default)]
 struct ReplayFilter {
     /// Catalog records ending at or below it are in the snapshot.
@@ -185,7 +185,7 @@ impl Engine {
     /// Shuts down cleanly: writes a snapshot (unless the policy turns it off), then
     /// stops the log writer after writing and syncing everything queued.
     ///
-    /// A failed snapshot is returned after the log is stopped: the log still holds
+    /// A failed snapshot is returned after the log is stopped. The log still contains
     /// every change, so the next open recovers from it.
     pub fn close(mut self) -> Result<(), crate::snapshot::SnapshotError> {
         let snapshot = if self.snapshot_on_close() { self.snapshot().map(drop) } else { Ok(()) };

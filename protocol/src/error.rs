@@ -1,6 +1,6 @@
 //! Stable error codes shared by server and client.
 
-/// Why a request failed. The numbers are stable: a code is never reused for another
+/// The reason a request failed. The numbers are stable: a code is never reused for another
 /// meaning, and new codes are added at the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
@@ -28,7 +28,7 @@ pub enum ErrorCode {
     Unavailable = 10,
     /// The server is shutting down.
     ShuttingDown = 11,
-    /// An error the server did not expect; the message says more.
+    /// An error the server did not expect. The message gives details.
     Internal = 12,
 }
 

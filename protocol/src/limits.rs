@@ -4,26 +4,26 @@
 /// Largest frame payload, in bytes, after the 4-byte length prefix.
 pub const FRAME_BYTES_MAX: u32 = 8 << 20;
 
-/// Most requests in one frame.
+/// Maximum requests in one frame.
 pub const REQUESTS_PER_FRAME_MAX: usize = 4_096;
 
-/// Most lines in one reservation.
+/// Maximum lines in one reservation.
 pub const LINES_PER_RESERVATION_MAX: usize = 1_000;
 
-/// Longest SKU, location or channel code, in bytes.
+/// Maximum length of a SKU, location or channel code, in bytes.
 pub const CODE_LEN_MAX: usize = 64;
 
-/// Longest reservation id or operation id, in bytes.
+/// Maximum length of a reservation id or operation id, in bytes.
 pub const ID_LEN_MAX: usize = 128;
 
-/// Longest token, in bytes.
+/// Maximum token length, in bytes.
 pub const TOKEN_LEN_MAX: usize = 256;
 
-/// Most locations or SKUs named in one availability request.
+/// Maximum locations or SKUs named in one availability request.
 pub const CODES_PER_QUERY_MAX: usize = 10_000;
 
-/// Most rows in one upsert or stock request; larger imports are sent in several.
+/// Maximum rows in one upsert or stock request. Larger imports are sent in several.
 pub const ROWS_PER_REQUEST_MAX: usize = 10_000;
 
-/// Default most requests in flight on one connection; a server may set its own.
+/// Default maximum of requests in flight on one connection. A server may set its own.
 pub const IN_FLIGHT_REQUESTS_PER_CONNECTION_DEFAULT: usize = 65_536;

@@ -4,7 +4,7 @@
 //! Quantities are u64 on the wire so that a value past an engine limit reaches the
 //! server and is refused with a message naming the limit, instead of wrapping.
 
-/// What a token allows.
+/// The permission level of a token.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[rkyv(derive(Debug, PartialEq, Eq))]
 #[repr(u8)]
@@ -106,7 +106,7 @@ pub enum Request {
     Hello {
         /// Major version; must equal the server's.
         major: u16,
-        /// Minor version; the server answers with its own.
+        /// Minor version. The server replies with its own.
         minor: u16,
         /// The client's token.
         token: String,
@@ -392,7 +392,7 @@ pub enum Response {
         /// The token's role.
         role: Role,
     },
-    /// Answer to a ping.
+    /// Reply to a ping.
     Pong {
         /// The server's clock, milliseconds since the Unix epoch.
         now_ms: u64,

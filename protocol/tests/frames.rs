@@ -109,7 +109,7 @@ fn reader_splits_frames_at_any_boundary() {
 }
 
 #[test]
-fn length_prefix_over_the_limit_is_refused_before_buffering() {
+fn oversized_prefix_rejected_unbuffered() {
     let mut reader = FrameReader::default();
     reader.push(&u32::MAX.to_le_bytes());
     let error = reader.next_payload().unwrap_err();
@@ -132,7 +132,7 @@ fn too_many_requests_in_a_frame_are_refused() {
 }
 
 #[test]
-fn limits_name_the_field_the_value_and_the_limit() {
+fn limit_errors_name_field_and_limit() {
     let frame = ClientFrame {
         requests: vec![
             RequestEnvelope { id: 1, request: reserve("order-1", LINES_PER_RESERVATION_MAX + 1) },
@@ -155,7 +155,10 @@ fn limits_name_the_field_the_value_and_the_limit() {
 
 #[test]
 fn malformed_payloads_are_refused_without_panicking() {
-    let seed: u64 = std::env::var("PROMESA_TEST_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(0x5EED);
+    let seed: u64 = match std::env::var("PROMESA_TEST_SEED") {
+        Ok(value) => value.parse().unwrap_or_else(|_| panic!("PROMESA_TEST_SEED={value:?} is not a decimal number")),
+        Err(_) => 0x5EED,
+    };
     eprintln!("malformed_payloads_are_refused_without_panicking: seed {seed} (replay with PROMESA_TEST_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
     let valid = encode_client_frame(&sample_frame());

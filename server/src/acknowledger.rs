@@ -1,6 +1,6 @@
 //! One thread that waits for the log on behalf of every frame in flight: a frame
-//! registers the LSN its changes depend on, and is answered when the log's durable
-//! LSN passes it. One wake-up per fdatasync group serves every frame it covered.
+//! registers the LSN its changes depend on, and gets its response when the log's
+//! durable LSN passes it. One wake-up per fdatasync group serves every frame it covered.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ impl Acknowledger {
                 let lowest = *pending.keys().next().expect("at least one frame waits");
                 match engine.wait_durable(lowest) {
                     Ok(()) => {
-                        // Everything the same fdatasync covered is answered too.
+                        // Every frame the same fdatasync covered gets its response too.
                         let durable = engine.durable_lsn().max(lowest);
                         let later = pending.split_off(&(durable + 1));
                         for reply in std::mem::replace(&mut pending, later).into_values().flatten() {

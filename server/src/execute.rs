@@ -1,6 +1,6 @@
 //! The request path: a validated client frame in, the engine calls, one server frame
 //! out. A frame with mutations runs inside `Engine::batch`, so its response is built
-//! only once the log holds every change the frame made or depended on.
+//! only once the log contains every change the frame made or depended on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ struct StagedImport {
 pub struct Executor {
     engine: Arc<Engine>,
     imports: Mutex<HashMap<String, StagedImport>>,
-    /// Per operation, the time from a frame's start to its answer (the log wait
+    /// Per operation, the time from a frame's start to its response (the log wait
     /// included), in microseconds, for each request of that kind in the frame.
     latency_us: Mutex<HashMap<&'static str, hdrhistogram::Histogram<u64>>>,
 }
@@ -171,7 +171,7 @@ impl Executor {
         (ServerFrame { responses }, lsn)
     }
 
-    /// Records the time from a frame's start to its answer for each of its requests.
+    /// Records the time from a frame's start to its response for each of its requests.
     pub fn record_latency(&self, frame: &ArchivedClientFrame, elapsed_us: u64) {
         let mut latency_us = self.latency_us.lock();
         for envelope in frame.requests.iter() {
@@ -184,7 +184,7 @@ impl Executor {
     }
 
     /// Returns, per operation, the count and the p50, p99, p99.9 and maximum time
-    /// from a frame's start to its answer, in microseconds.
+    /// from a frame's start to its response, in microseconds.
     pub fn latency_figures(&self) -> Vec<Figure> {
         let latency_us = self.latency_us.lock();
         let mut names: Vec<&&str> = latency_us.keys().collect();
@@ -706,7 +706,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_need_no_wait_and_changes_wait_for_their_records() {
+    fn frame_waits_only_for_changes() {
         let executor = executor();
         let location =
             LocationRow { code: "L0".into(), kind: 0, lat: 0.0, lon: 0.0, methods: 1, daily_capacity: 0, active: true };
@@ -741,7 +741,7 @@ mod tests {
     }
 
     #[test]
-    fn a_role_below_the_request_is_refused_with_both_roles_named() {
+    fn execute_rejects_insufficient_role() {
         let executor = executor();
         let frame = encode_requests(vec![Request::SetOnHand { sku: "S".into(), location: "L0".into(), on_hand: 5 }]);
         let (answer, lsn) = executor.execute_frame(access_client_frame(&frame).unwrap(), Role::Reserve);

@@ -1,6 +1,6 @@
 //! Promesa's server: a QUIC endpoint with TLS 1.3 that authenticates clients by token,
-//! decodes and validates their frames, runs them against the engine, and answers each
-//! frame once the write-ahead log holds its changes.
+//! decodes and validates their frames, runs them against the engine, and responds to
+//! each frame once the write-ahead log contains its changes.
 //!
 //! - [`execute`]: frames to engine calls and back.
 //! - [`server`]: connections, streams, limits, the expiry timer, shutdown.

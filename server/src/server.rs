@@ -30,13 +30,13 @@ pub const LISTEN_DEFAULT: &str = "127.0.0.1:7400";
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
 /// Default most concurrent bidirectional streams per connection.
 pub const STREAMS_PER_CONNECTION_MAX_DEFAULT: u32 = 64;
-/// Default most requests in flight per connection.
+/// Default maximum of requests in flight per connection.
 pub const IN_FLIGHT_REQUESTS_MAX_DEFAULT: usize = promesa_protocol::limits::IN_FLIGHT_REQUESTS_PER_CONNECTION_DEFAULT;
 /// Default idle timeout of a connection, in milliseconds.
 pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 /// Time between two expiry sweeps, in milliseconds.
 pub const SWEEP_INTERVAL_MS: u64 = 100;
-/// Longest wait at shutdown for connection tasks to let go of the engine, in
+/// Maximum wait at shutdown for connection tasks to let go of the engine, in
 /// milliseconds.
 const SHUTDOWN_TASKS_WAIT_MS: u64 = 10_000;
 /// Response frames queued per stream before the stream stops taking new frames.
@@ -64,7 +64,7 @@ pub struct ServerConfig {
     pub connections_max: usize,
     /// Most concurrent streams per connection.
     pub streams_per_connection_max: u32,
-    /// Most requests in flight per connection.
+    /// Maximum requests in flight per connection.
     pub in_flight_requests_max: usize,
     /// Idle timeout, in milliseconds.
     pub idle_timeout_ms: u64,
@@ -209,7 +209,7 @@ impl Server {
         while shared.frames_in_flight.load(Ordering::Acquire) > 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tracing::info!("shutting down: frames in flight answered");
+        tracing::info!("shutting down: every frame in flight has its response");
         self.endpoint.close(close_code::SHUTTING_DOWN.into(), b"server shutting down");
         self.endpoint.wait_idle().await;
         let _ = sweeper.await;
@@ -339,7 +339,7 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
             // Give the error frame time to leave before the close discards it.
             let _ = tokio::time::timeout(Duration::from_millis(200), send.stopped()).await;
             connection.close(close_code::HANDSHAKE_FAILED.into(), message.as_bytes());
-            tracing::debug!(%remote, "hello refused");
+            tracing::debug!(%remote, "hello rejected");
             return;
         }
     };
@@ -435,7 +435,7 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    // Responses go through one writer task, so frames answered out of order never
+    // Responses go through one writer task, so frames completed out of order never
     // interleave their bytes.
     let (responses, mut queued) = mpsc::channel::<Vec<u8>>(RESPONSES_QUEUED_PER_STREAM_MAX);
     let writer = tokio::spawn(async move {

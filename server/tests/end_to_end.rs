@@ -207,7 +207,7 @@ async fn malformed_bytes_close_one_stream_only() {
     let client = admin(&running, dir.path()).await;
     seed(&client).await;
 
-    // A second connection that says hello, then sends garbage on a new stream.
+    // A second connection that sends a hello, then garbage on a new stream.
     let rogue = admin(&running, dir.path()).await;
     for garbage in [vec![0xFFu8; 4], vec![8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8], vec![0, 0, 0, 0]] {
         let result = rogue.send_raw(&garbage).await;

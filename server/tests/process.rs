@@ -67,7 +67,10 @@ fn spawn_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
 }
 
 fn seed() -> u64 {
-    let seed = std::env::var("PROMESA_TEST_SEED").ok().and_then(|value| value.parse().ok()).unwrap_or(0x5EED_0001);
+    let seed = match std::env::var("PROMESA_TEST_SEED") {
+        Ok(value) => value.parse().unwrap_or_else(|_| panic!("PROMESA_TEST_SEED={value:?} is not a decimal number")),
+        Err(_) => 0x5EED_0001,
+    };
     eprintln!("seed {seed} (replay with PROMESA_TEST_SEED={seed})");
     seed
 }
@@ -140,7 +143,7 @@ async fn reserve_until_stopped(
                     }
                     Ok(other) => panic!("unexpected response {other:?}"),
                     Err(ClientError::Connection(_) | ClientError::Timeout { .. }) => break,
-                    // A frame read after a SIGTERM is refused; the ones before it were answered.
+                    // A frame read after a SIGTERM is rejected, and the ones before it got responses.
                     Err(ClientError::Refused { code, .. }) if code == ErrorCode::ShuttingDown.number() => break,
                     Err(error) => panic!("{error}"),
                 }
@@ -149,6 +152,47 @@ async fn reserve_until_stopped(
     }
     for task in tasks {
         task.await.unwrap();
+    }
+}
+
+/// Client tasks reserving in the background, with their acknowledgement count.
+struct Clients {
+    task: tokio::task::JoinHandle<()>,
+    acks: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Clients {
+    /// Starts `reserve_until_stopped` on a task.
+    fn start(addr: SocketAddr, data_dir: &Path, seed: u64, acknowledged: &Acknowledged) -> Clients {
+        let (acks, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let task = tokio::spawn(reserve_until_stopped(
+            addr,
+            data_dir.to_owned(),
+            seed,
+            Arc::clone(acknowledged),
+            Arc::clone(&acks),
+            Arc::clone(&stop),
+        ));
+        Clients { task, acks, stop }
+    }
+
+    /// Waits until `count` reservations are acknowledged or the clients ended.
+    async fn wait_for_acks(&self, count: usize) {
+        while self.acks.load(Ordering::Acquire) < count && !self.task.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Tells the clients to stop and waits for them.
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.finish().await;
+    }
+
+    /// Waits for the clients to end by themselves.
+    async fn finish(self) {
+        self.task.await.unwrap();
     }
 }
 
@@ -200,29 +244,17 @@ async fn sigkill_under_contention_keeps_acknowledged_reservations() {
     // Kill after a seeded number of acknowledgements, below the total stock so that
     // the kill lands while clients still compete.
     let kill_after = StdRng::seed_from_u64(seed).gen_range(10..40);
-    let (acknowledged, acks, stop) =
-        (Acknowledged::default(), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-    let clients = tokio::spawn(reserve_until_stopped(
-        server.addr,
-        dir.path().to_owned(),
-        seed,
-        Arc::clone(&acknowledged),
-        Arc::clone(&acks),
-        Arc::clone(&stop),
-    ));
-    while acks.load(Ordering::Acquire) < kill_after && !clients.is_finished() {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    let acknowledged = Acknowledged::default();
+    let clients = Clients::start(server.addr, dir.path(), seed, &acknowledged);
+    clients.wait_for_acks(kill_after).await;
     server.child.kill().expect("SIGKILL the server");
     server.child.wait().unwrap();
-    stop.store(true, Ordering::Release);
-    clients.await.unwrap();
+    clients.stop().await;
     check_recovered(dir.path(), &acknowledged).await;
 
     // Again until the stock runs out: never more reserved than on hand.
     let server = spawn_server(dir.path(), &[]);
-    let stop = Arc::new(AtomicBool::new(false));
-    reserve_until_stopped(server.addr, dir.path().to_owned(), seed + 1, Arc::clone(&acknowledged), acks, stop).await;
+    Clients::start(server.addr, dir.path(), seed + 1, &acknowledged).finish().await;
     stop_with_sigterm(server);
     check_recovered(dir.path(), &acknowledged).await;
 }
@@ -234,27 +266,16 @@ async fn sigterm_with_requests_in_flight_loses_nothing() {
     let server = spawn_server(dir.path(), &[]);
     set_up(server.addr, dir.path()).await;
 
-    let (acknowledged, acks, stop) =
-        (Acknowledged::default(), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-    let clients = tokio::spawn(reserve_until_stopped(
-        server.addr,
-        dir.path().to_owned(),
-        seed,
-        Arc::clone(&acknowledged),
-        Arc::clone(&acks),
-        Arc::clone(&stop),
-    ));
-    while acks.load(Ordering::Acquire) < 20 && !clients.is_finished() {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    let acknowledged = Acknowledged::default();
+    let clients = Clients::start(server.addr, dir.path(), seed, &acknowledged);
+    clients.wait_for_acks(20).await;
     stop_with_sigterm(server);
-    stop.store(true, Ordering::Release);
-    clients.await.unwrap();
+    clients.stop().await;
     check_recovered(dir.path(), &acknowledged).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_connection_past_the_limit_is_told_the_limit() {
+async fn connection_limit_named_on_rejection() {
     let dir = tempfile::tempdir().unwrap();
     let server = spawn_server(dir.path(), &["--connections-max", "2"]);
     let config = ClientConfig::local(server.addr, dir.path()).unwrap();

@@ -71,6 +71,7 @@ impl Reservation {
             1 => Policy::Partial,
             other => return Err(format!("reservation {id}: policy {other} is not known")),
         };
+
         let mut lines: SmallVec<[Line; 1]> = SmallVec::with_capacity(image.lines.len());
         for line in image.lines.iter() {
             lines.push(Line {
@@ -94,6 +95,7 @@ impl Reservation {
             image.ttl_ms.to_native(),
             lines,
         );
+
         reservation.deadline_ms = image.deadline_ms.to_native();
         reservation.ended_ms = image.ended_ms.to_native();
         reservation.expired = image.expired;

@@ -35,7 +35,7 @@ pub(crate) struct ReservedFields {
 }
 
 impl Engine {
-    /// Recreates a reservation and holds its units. Each part of the effect is applied
+    /// Recreates a reservation and reserves its held units. Each part of the effect is applied
     /// only to objects a snapshot copied before the record (see `ReplayFilter`).
     pub(crate) fn replay_reserved(&self, fields: ReservedFields, end_lsn: u64) -> Result<(), String> {
         let policy = match fields.policy {
@@ -311,8 +311,8 @@ fn find_for_replay(
     }
 }
 
-/// A snapshot copies every reservation before any position, so a record already in a
-/// reservation's copy is in its positions' copies too. This error means it was not.
+/// Returns the error for a record found in a reservation's snapshot copy but not in
+/// its positions' copies, which the copy order (reservations first) rules out.
 fn snapshot_order_error(id: &str) -> String {
     format!("reservation {id}: the snapshot holds the record for the reservation but not for one of its positions")
 }

@@ -10,7 +10,7 @@
 //! consistent: a record already in a reservation's copy is in its positions' copies.
 //!
 //! The file is written only once the log is durable up to the last LSN the copy could
-//! have seen, so it never holds a change the log could lose. It is written to a
+//! have seen, so it never contains a change the log could lose. It is written to a
 //! temporary name, synced, renamed and the folder synced. The two newest snapshots are
 //! kept; log segments wholly before the older of the two are deleted, so that a damaged
 //! newest snapshot can fall back to the previous one and still find its log.
@@ -82,7 +82,7 @@ pub struct SnapshotReport {
     pub reservations: u64,
     /// Time to copy the state while requests ran.
     pub copy_elapsed: Duration,
-    /// Longest time the copy held any lock that requests take.
+    /// Maximum time the copy held any lock that requests take.
     pub longest_lock_hold: Duration,
     /// Time from the start to the folder sync after the rename.
     pub elapsed: Duration,
@@ -92,8 +92,8 @@ pub struct SnapshotReport {
     pub segments_removed: usize,
 }
 
-/// A snapshot could not be taken. The engine keeps serving; the log still holds every
-/// change.
+/// A snapshot could not be taken. The engine keeps serving, and the log still contains
+/// every change.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
@@ -150,7 +150,7 @@ impl Default for SnapshotPolicy {
 struct LastSnapshot {
     at: Instant,
     start_lsn: u64,
-    /// What the last snapshot of this process did, if it took one.
+    /// The report of this process's last snapshot, if it took one.
     report: Option<SnapshotReport>,
 }
 
@@ -240,7 +240,7 @@ impl Engine {
         self.snapshots.as_ref().and_then(|snapshots| snapshots.last.lock().report.clone())
     }
 
-    /// Returns whether the policy asks for a snapshot now.
+    /// Returns whether the policy calls for a snapshot now.
     pub fn snapshot_due(&self) -> bool {
         let (Some(snapshots), Some(log)) = (&self.snapshots, self.journal.log()) else { return false };
         let policy = snapshots.policy;
@@ -513,7 +513,7 @@ pub(crate) fn load_newest(storage: &dyn Storage) -> io::Result<(Option<LoadedSna
     Ok((None, skipped))
 }
 
-/// Takes snapshots on a background thread when the policy asks for one.
+/// Takes snapshots on a background thread when the policy calls for one.
 pub struct SnapshotScheduler {
     stop: Option<crossbeam_channel::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -534,7 +534,7 @@ impl SnapshotScheduler {
                     continue;
                 }
                 if let Err(error) = engine.snapshot() {
-                    tracing::warn!(%error, "periodic snapshot failed; the log still holds every change");
+                    tracing::warn!(%error, "periodic snapshot failed; the log still contains every change");
                 }
             }
         })?;
