@@ -21,6 +21,7 @@ pub fn warehouse(code: &str) -> LocationSpec {
         methods: FulfilmentMethods::SHIP,
         daily_capacity: 10_000,
         active: true,
+        routing: Default::default(),
     }
 }
 

@@ -116,6 +116,7 @@ pub fn load_catalogue(engine: &Engine, catalogue: &Catalogue, now_ms: u64) {
             methods: FulfilmentMethods::SHIP,
             daily_capacity: 1_000_000,
             active: true,
+            routing: Default::default(),
         };
         engine.upsert_location(&spec).expect("a generated location is valid");
     }

@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         methods: FulfilmentMethods::SHIP,
         daily_capacity: 5_000,
         active: true,
+        routing: Default::default(),
     })?;
     engine.set_on_hand("TV-55-OLED", "MTY-DC", 12, now_ms)?;
 

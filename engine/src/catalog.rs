@@ -5,6 +5,7 @@
 //! the few changes that add entries (a new code, a new position, a location upsert).
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
@@ -14,6 +15,8 @@ use crate::code_index::{CodeIndex, GrowableTable};
 use crate::error::CodeError;
 use crate::journal::Journal;
 use crate::position::{Position, PositionGuard};
+use crate::routing::LocationRouting;
+use crate::routing::table::RoutingTable;
 use crate::wal::record::Record;
 
 /// Index meaning "no position" in position links.
@@ -112,6 +115,8 @@ pub struct LocationSpec {
     pub daily_capacity: u32,
     /// Whether the location takes new reservations.
     pub active: bool,
+    /// Clock, handling terms, costs and transit times for routing.
+    pub routing: LocationRouting,
 }
 
 /// The stored attributes of a location, as returned by reads.
@@ -131,17 +136,24 @@ pub struct LocationInfo {
     pub daily_capacity: u32,
     /// Whether the location takes new reservations.
     pub active: bool,
+    /// Clock, handling terms, costs and transit times for routing.
+    pub routing: LocationRouting,
 }
 
 #[derive(Default)]
 pub(crate) struct Location {
     pub active: AtomicBool,
     pub info: RwLock<Option<LocationInfo>>,
+    /// Orders routed here on one local day: the day number in the high 32 bits, the
+    /// count in the low 32 (see `routing::capacity`).
+    pub capacity_used: AtomicU64,
 }
 
 #[derive(Default)]
 pub(crate) struct Channel {
     pub may_sell_safety_stock: AtomicBool,
+    /// Location ids the channel may route to, sorted; `None` for every location.
+    pub locations: RwLock<Option<Box<[u32]>>>,
 }
 
 /// Per SKU: the first of its positions, linked through `Catalog::next_position`.
@@ -185,6 +197,10 @@ pub(crate) struct Catalog {
     position_table: GrowableTable<AtomicU32>,
     position_hasher: foldhash::fast::RandomState,
     writer: Mutex<()>,
+    /// What routing reads about every location and channel, rebuilt after a change.
+    routing_table: RwLock<Arc<RoutingTable>>,
+    /// Set by every location or channel change; the next routing call rebuilds.
+    routing_stale: AtomicBool,
 }
 
 impl Catalog {
@@ -202,10 +218,12 @@ impl Catalog {
             position_table: GrowableTable::with_entries(expected_positions),
             position_hasher: foldhash::fast::RandomState::default(),
             writer: Mutex::new(()),
+            routing_table: RwLock::new(Arc::new(RoutingTable::default())),
+            routing_stale: AtomicBool::new(false),
         };
         // Every catalog starts with it, so it is not logged.
         catalog
-            .upsert_channel(DEFAULT_CHANNEL, false, &Journal::default(), 0)
+            .upsert_channel(DEFAULT_CHANNEL, false, None, &Journal::default(), 0)
             .expect("the default channel code is valid");
         debug_assert_eq!(catalog.channels.get(DEFAULT_CHANNEL), Some(DEFAULT_CHANNEL_ID));
         catalog
@@ -236,8 +254,10 @@ impl Catalog {
             methods: spec.methods,
             daily_capacity: spec.daily_capacity,
             active: spec.active,
+            routing: spec.routing.clone(),
         });
         record.active.store(spec.active, Ordering::Release);
+        self.routing_stale.store(true, Ordering::Release);
         journal.append(|| Record::LocationUpserted {
             now_ms,
             location: id,
@@ -248,8 +268,22 @@ impl Catalog {
             methods: spec.methods.bits(),
             daily_capacity: spec.daily_capacity,
             active: spec.active,
+            routing: spec.routing.clone(),
         });
         Ok(new)
+    }
+
+    /// Returns the routing table, rebuilding it first if a location or channel
+    /// changed since it was built.
+    pub(crate) fn routing_table(&self) -> Arc<RoutingTable> {
+        if self.routing_stale.load(Ordering::Acquire) {
+            let _writer = self.writer.lock();
+            if self.routing_stale.swap(false, Ordering::AcqRel) {
+                let table = RoutingTable::build(self);
+                *self.routing_table.write() = Arc::new(table);
+            }
+        }
+        self.routing_table.read().clone()
     }
 
     #[inline]
@@ -264,10 +298,13 @@ impl Catalog {
     // Channels.
 
     /// Inserts or replaces a channel. Returns whether it was new.
+    /// `locations` are location ids the channel may route to (`None` for all); the
+    /// caller resolved them from codes.
     pub(crate) fn upsert_channel(
         &self,
         code: &str,
         may_sell_safety_stock: bool,
+        locations: Option<Vec<u32>>,
         journal: &Journal,
         now_ms: u64,
     ) -> Result<bool, CodeError> {
@@ -279,11 +316,19 @@ impl Catalog {
         }
         let record = self.channel(id).expect("interned channel has a record");
         record.may_sell_safety_stock.store(may_sell_safety_stock, Ordering::Release);
+        let locations = locations.map(|mut ids| {
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        });
+        *record.locations.write() = locations.clone().map(Vec::into_boxed_slice);
+        self.routing_stale.store(true, Ordering::Release);
         journal.append(|| Record::ChannelUpserted {
             now_ms,
             channel: id,
             code: code.to_owned(),
             may_sell_safety_stock,
+            locations,
         });
         Ok(new)
     }
@@ -499,6 +544,40 @@ pub(crate) fn validate_location(spec: &LocationSpec) -> Result<(), crate::error:
     if !(-180.0..=180.0).contains(&spec.lon) {
         return Err(LocationError::LongitudeOutOfRange { code: spec.code.clone(), lon: spec.lon });
     }
+    validate_routing(&spec.code, &spec.routing)
+}
+
+fn validate_routing(code: &str, routing: &LocationRouting) -> Result<(), crate::error::LocationError> {
+    use crate::error::LocationError;
+    use crate::routing::{Method, NO_CUTOFF_MINUTE};
+    if !(-720..=840).contains(&routing.utc_offset_minutes) {
+        return Err(LocationError::UtcOffsetOutOfRange { code: code.to_owned(), minutes: routing.utc_offset_minutes });
+    }
+    for (method, terms) in Method::ALL.iter().zip(&routing.terms) {
+        if terms.cutoff_minute > NO_CUTOFF_MINUTE {
+            return Err(LocationError::CutoffOutOfRange {
+                code: code.to_owned(),
+                method: method.name(),
+                minute: terms.cutoff_minute,
+            });
+        }
+        if terms.handling_minutes > crate::limits::HANDLING_MINUTES_MAX {
+            return Err(LocationError::HandlingTooLong {
+                code: code.to_owned(),
+                method: method.name(),
+                minutes: terms.handling_minutes,
+            });
+        }
+    }
+    if routing.speed_km_per_day == 0 {
+        return Err(LocationError::ZeroSpeed { code: code.to_owned() });
+    }
+    let bands = &routing.transit_bands;
+    if bands.len() > crate::limits::TRANSIT_BANDS_MAX
+        || bands.windows(2).any(|pair| pair[0].distance_km_max >= pair[1].distance_km_max)
+    {
+        return Err(LocationError::TransitBands { code: code.to_owned() });
+    }
     Ok(())
 }
 
@@ -533,6 +612,7 @@ mod tests {
                 methods: FulfilmentMethods::SHIP,
                 daily_capacity: 100,
                 active: true,
+                routing: LocationRouting::default(),
             };
             catalog.upsert_location(&spec, &Journal::default(), 0).unwrap();
         }
@@ -556,6 +636,7 @@ mod tests {
             methods: FulfilmentMethods::PICKUP,
             daily_capacity: 10,
             active: true,
+            routing: LocationRouting::default(),
         };
         let catalog = Catalog::new(0, 0);
         assert_eq!(

@@ -74,6 +74,52 @@ pub enum LocationError {
     /// Every location id is in use.
     #[error("too many locations; the limit is {} locations", crate::limits::CODES_MAX)]
     TooManyLocations,
+    /// A UTC offset outside -12:00..=+14:00.
+    #[error("location {code}: utc_offset_minutes {minutes} is not within -720..=840")]
+    UtcOffsetOutOfRange {
+        /// Location code.
+        code: String,
+        /// The offset given, in minutes.
+        minutes: i16,
+    },
+    /// A cut-off past the end of the day.
+    #[error("location {code}: {method} cutoff_minute {minute} is not within 0..=1440")]
+    CutoffOutOfRange {
+        /// Location code.
+        code: String,
+        /// The method's name.
+        method: &'static str,
+        /// The minute given.
+        minute: u16,
+    },
+    /// A handling time longer than the limit.
+    #[error(
+        "location {code}: {method} handling_minutes {minutes} is above the limit of {}",
+        crate::limits::HANDLING_MINUTES_MAX
+    )]
+    HandlingTooLong {
+        /// Location code.
+        code: String,
+        /// The method's name.
+        method: &'static str,
+        /// The handling time given.
+        minutes: u32,
+    },
+    /// A speed of zero kilometres per day.
+    #[error("location {code}: speed_km_per_day is 0; it must be at least 1")]
+    ZeroSpeed {
+        /// Location code.
+        code: String,
+    },
+    /// Transit bands not in increasing distance, or too many of them.
+    #[error(
+        "location {code}: transit bands must have increasing distance_km_max, at most {} bands",
+        crate::limits::TRANSIT_BANDS_MAX
+    )]
+    TransitBands {
+        /// Location code.
+        code: String,
+    },
     /// The write-ahead log failed; nothing more is accepted until a restart.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -86,6 +132,14 @@ pub enum ChannelError {
     /// The code breaks the code rules.
     #[error(transparent)]
     Code(#[from] CodeError),
+    /// A location in the channel's list is not known.
+    #[error("channel {channel}: location {location} is not known; upsert the location first")]
+    UnknownLocation {
+        /// Channel code.
+        channel: String,
+        /// Location code.
+        location: String,
+    },
     /// The write-ahead log failed; nothing more is accepted until a restart.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -396,6 +450,115 @@ pub enum ReservationError {
         deadline_ms: u64,
         /// The time of the request.
         now_ms: u64,
+    },
+    /// The write-ahead log failed; nothing more is accepted until a restart.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Request-level errors of a quote or a routed reserve. Units that cannot be placed
+/// are not an error but unfilled lines in the plan.
+#[derive(Clone, Debug, Error, PartialEq)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// The reservation id, lines, TTL or channel break the reserve rules.
+    #[error(transparent)]
+    Reserve(#[from] ReserveError),
+    /// A destination latitude outside -90..=90 degrees (or not a number).
+    #[error("destination latitude {lat} is not within -90..=90")]
+    LatitudeOutOfRange {
+        /// The latitude given.
+        lat: f64,
+    },
+    /// A destination longitude outside -180..=180 degrees (or not a number).
+    #[error("destination longitude {lon} is not within -180..=180")]
+    LongitudeOutOfRange {
+        /// The longitude given.
+        lon: f64,
+    },
+    /// A postal code that is neither in the table nor under a region prefix in it.
+    #[error("postal code {country}:{postal_code} is not known and no region prefix in the postal table covers it")]
+    UnknownPostalCode {
+        /// Country code.
+        country: String,
+        /// Postal code.
+        postal_code: String,
+    },
+    /// A country code that is not two ASCII letters, or a postal code that breaks the
+    /// code rules.
+    #[error("postal destination {country}:{postal_code} is malformed: {reason}")]
+    MalformedPostalCode {
+        /// Country code given.
+        country: String,
+        /// Postal code given.
+        postal_code: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// `max_shipments` outside 1..=SHIPMENTS_MAX.
+    #[error("max_shipments {max_shipments} is outside 1..={}", crate::limits::SHIPMENTS_MAX)]
+    ShipmentsOutOfRange {
+        /// The value given.
+        max_shipments: u32,
+    },
+    /// More lines than routing plans at once.
+    #[error("order has {count} lines; routing plans at most {} lines", crate::limits::ROUTE_LINES_MAX)]
+    TooManyLines {
+        /// Lines given.
+        count: usize,
+    },
+    /// The pickup store is not a known location.
+    #[error("pickup store {code} is not known")]
+    UnknownPickupStore {
+        /// Location code.
+        code: String,
+    },
+    /// The write-ahead log failed; nothing more is accepted until a restart.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Errors of a postal-code table upsert; the index is the row's position in the
+/// request.
+#[derive(Clone, Debug, Error, PartialEq)]
+#[non_exhaustive]
+pub enum PostalError {
+    /// A country code that is not two ASCII letters.
+    #[error("row {row}: country {country:?} is not a two-letter country code")]
+    Country {
+        /// Row index.
+        row: usize,
+        /// The country given.
+        country: String,
+    },
+    /// A postal code that is empty, too long, has a control character, or a `*`
+    /// anywhere but at the end.
+    #[error(
+        "row {row}: postal_code {postal_code:?} must be 1 to {} bytes without control characters, \
+         with `*` only at the end of a region prefix",
+        crate::limits::POSTAL_CODE_LEN_MAX
+    )]
+    PostalCode {
+        /// Row index.
+        row: usize,
+        /// The postal code given.
+        postal_code: String,
+    },
+    /// Coordinates out of range.
+    #[error("row {row}: lat {lat}, lon {lon} are not within -90..=90 and -180..=180")]
+    Coordinates {
+        /// Row index.
+        row: usize,
+        /// Latitude given.
+        lat: f64,
+        /// Longitude given.
+        lon: f64,
+    },
+    /// More rows than one upsert takes.
+    #[error("{rows} rows in one postal-code upsert; the limit is {}", crate::limits::POSTAL_ROWS_PER_UPSERT_MAX)]
+    TooManyRows {
+        /// Rows given.
+        rows: usize,
     },
     /// The write-ahead log failed; nothing more is accepted until a restart.
     #[error(transparent)]

@@ -36,6 +36,7 @@ pub mod limits;
 mod position;
 mod recovery;
 mod reservation;
+pub mod routing;
 pub mod snapshot;
 mod stats;
 mod stock;
@@ -130,6 +131,7 @@ pub struct Engine {
     adjustments: AdjustmentLedger,
     counters: Counters,
     journal: Journal,
+    postal: routing::postal::PostalTable,
     /// Set for an engine opened on a log.
     snapshots: Option<snapshot::Snapshots>,
 }
@@ -161,6 +163,7 @@ impl Engine {
             adjustments,
             counters: Counters::default(),
             journal: Journal::default(),
+            postal: routing::postal::PostalTable::default(),
             snapshots: None,
         }
     }
@@ -203,7 +206,7 @@ impl Engine {
     pub fn upsert_channel(&self, code: &str, may_sell_safety_stock: bool) -> Result<bool, ChannelError> {
         self.durably(|| {
             let now_ms = self.clock.high_water_mark();
-            Ok(self.catalog.upsert_channel(code, may_sell_safety_stock, &self.journal, now_ms)?)
+            Ok(self.catalog.upsert_channel(code, may_sell_safety_stock, None, &self.journal, now_ms)?)
         })
     }
 

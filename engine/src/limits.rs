@@ -55,3 +55,32 @@ pub const SKUS_PER_QUERY_MAX: usize = 10_000;
 
 /// Maximum number of rows in one bulk position load.
 pub const LOAD_ROWS_MAX: usize = 50_000_000;
+
+/// Most shipments one routed order may split into.
+pub const SHIPMENTS_MAX: u32 = 8;
+
+/// Most lines one quote or routed reserve plans at once.
+pub const ROUTE_LINES_MAX: usize = 64;
+
+/// Most locations a quote weighs for one order; locations past it (in catalog order)
+/// are not considered.
+pub const ROUTE_CANDIDATES_MAX: usize = 4_096;
+
+/// Plans a routed reserve makes before giving up when other requests keep taking the
+/// planned stock or capacity first.
+pub const ROUTE_ATTEMPTS_MAX: u32 = 4;
+
+/// Longest handling time of a method at a location, in minutes (30 days).
+pub const HANDLING_MINUTES_MAX: u32 = 30 * 24 * 60;
+
+/// Most transit bands per location.
+pub const TRANSIT_BANDS_MAX: usize = 16;
+
+/// Farthest a same-day delivery goes, in kilometres.
+pub const SAME_DAY_RADIUS_KM: f64 = 50.0;
+
+/// Longest postal code or region prefix, in bytes.
+pub const POSTAL_CODE_LEN_MAX: usize = 16;
+
+/// Most rows in one postal-code upsert (one log record of at most 1 MiB).
+pub const POSTAL_ROWS_PER_UPSERT_MAX: usize = 20_000;

@@ -140,6 +140,10 @@ impl Engine {
             Journal::new(Some(LogWriter::open(Arc::clone(&storage), scan_report.end_lsn, log_config.clone())?));
         engine.snapshots = Some(Snapshots::new(storage, log_config.snapshot, from_lsn));
 
+        // Capacity counts follow from the routed reservations just restored; count
+        // them before expiring holds, which gives capacity back.
+        engine.recount_capacity();
+
         // Holds that expired while the process was down, logged like any expiry.
         engine.journal.begin()?;
         let holds_expired_at_open = engine.sweep(now_ms).len();
@@ -214,17 +218,28 @@ impl Engine {
             {
                 Ok(())
             }
-            Record::LocationUpserted { location, code, kind, lat, lon, methods, daily_capacity, active, .. } => {
+            Record::LocationUpserted {
+                location,
+                code,
+                kind,
+                lat,
+                lon,
+                methods,
+                daily_capacity,
+                active,
+                routing,
+                ..
+            } => {
                 let kind = LocationKind::from_code(kind).ok_or_else(|| format!("location kind {kind} is not known"))?;
                 let methods = FulfilmentMethods::from_bits(methods)
                     .ok_or_else(|| format!("methods {methods:#x} are not known"))?;
-                let spec = LocationSpec { code, kind, lat, lon, methods, daily_capacity, active };
+                let spec = LocationSpec { code, kind, lat, lon, methods, daily_capacity, active, routing };
                 self.catalog.upsert_location(&spec, &disabled, now_ms).map_err(|error| error.to_string())?;
                 check_id("location", self.catalog.locations.get(&spec.code), location)
             }
-            Record::ChannelUpserted { channel, code, may_sell_safety_stock, .. } => {
+            Record::ChannelUpserted { channel, code, may_sell_safety_stock, locations, .. } => {
                 self.catalog
-                    .upsert_channel(&code, may_sell_safety_stock, &disabled, now_ms)
+                    .upsert_channel(&code, may_sell_safety_stock, locations, &disabled, now_ms)
                     .map_err(|error| error.to_string())?;
                 check_id("channel", self.catalog.channels.get(&code), channel)
             }
@@ -255,9 +270,9 @@ impl Engine {
                 self.replay_adjustment(&op_id, fingerprint, change, end_lsn, now_ms);
                 Ok(())
             }
-            Record::Reserved { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved } => self
+            Record::Reserved { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved, routed } => self
                 .replay_reserved(
-                    ReservedFields { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved },
+                    ReservedFields { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved, routed },
                     end_lsn,
                 ),
             Record::Moved { id, op_id, fingerprint, kind, lines, .. } => {
@@ -267,6 +282,12 @@ impl Engine {
                 self.replay_extended(operation(&id, &op_id, fingerprint), deadline_ms)
             }
             Record::Expired { id, .. } => self.replay_expired(operation(&id, "", 0)),
+            // Upserts of the same rows in log order end in the same table, whether or
+            // not the snapshot already had them.
+            Record::PostalCodesUpserted { rows, .. } => {
+                self.postal.upsert(&rows);
+                Ok(())
+            }
         }
     }
 

@@ -247,6 +247,7 @@ impl Executor {
                         methods,
                         daily_capacity: row.daily_capacity.to_native(),
                         active: row.active,
+                        routing: Default::default(),
                     });
                 }
                 // Every row is checked before any applies.

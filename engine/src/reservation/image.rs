@@ -61,6 +61,7 @@ impl Reservation {
                 })
                 .collect(),
             last_lsn: self.last_lsn,
+            routed: self.routed.as_deref().map(crate::wal::record::encode_routed).unwrap_or_default(),
         }
     }
 
@@ -100,6 +101,11 @@ impl Reservation {
         reservation.ended_ms = image.ended_ms.to_native();
         reservation.expired = image.expired;
         reservation.last_lsn = image.last_lsn.to_native();
+        if !image.routed.is_empty() {
+            let routed = crate::wal::record::decode_routed(&image.routed)
+                .map_err(|error| format!("reservation {id}: routed plan: {error}"))?;
+            reservation.routed = Some(Box::new(routed));
+        }
         if !image.unresolved.is_empty() {
             let unresolved = image
                 .unresolved

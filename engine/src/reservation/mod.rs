@@ -13,7 +13,7 @@
 mod image;
 pub(crate) mod replay;
 mod slots;
-mod table;
+pub(crate) mod table;
 pub mod types;
 
 use std::hash::BuildHasher;
@@ -30,7 +30,7 @@ use crate::limits::{
     LINE_QUANTITY_MAX, LINES_PER_RESERVATION_MAX, OPERATION_ID_LEN_MAX, RESERVATION_ID_LEN_MAX, TTL_MS_MAX, TTL_MS_MIN,
 };
 use crate::position::PositionGuard;
-use crate::wal::record::{LineMove, MoveKind, Record, ReservedLine};
+use crate::wal::record::{LineMove, MoveKind, Record, ReservedLine, RoutedRecord};
 use table::{Line, OperationRecord, Reservation, Shard};
 use types::*;
 
@@ -90,13 +90,39 @@ struct OpContext<'a> {
 
 /// A reserve line after its codes are resolved.
 #[derive(Clone, Copy)]
-struct ResolvedLine {
+pub(crate) struct ResolvedLine {
     /// Status decided before looking at stock, if the line cannot be held at all.
-    status: Option<LineStatus>,
-    sku: u32,
-    location: u32,
-    position: u32,
-    quantity: u32,
+    pub status: Option<LineStatus>,
+    pub sku: u32,
+    pub location: u32,
+    pub position: u32,
+    pub quantity: u32,
+}
+
+/// What a reserve, routed or not, asks to hold.
+pub(crate) struct Hold<'a> {
+    pub reservation_id: &'a str,
+    pub fingerprint: u64,
+    pub channel: u32,
+    pub may_sell_safety_stock: bool,
+    pub policy: Policy,
+    pub ttl_ms: u64,
+    pub lines: &'a [ResolvedLine],
+    /// Lines that named unknown codes: (line, SKU, location).
+    pub unresolved: Vec<(u32, compact_str::CompactString, compact_str::CompactString)>,
+    /// The plan of a routed reserve, whose capacity the hold claims.
+    pub routed: Option<RoutedRecord>,
+}
+
+/// What a hold did.
+pub(crate) enum HoldOutcome {
+    /// A new reservation (or, if nothing could be held, none).
+    New(ReserveOutcome),
+    /// The id names an earlier reservation with the same content: its first outcome
+    /// and, for a routed one, its plan.
+    Existing(ReserveOutcome, Option<Box<RoutedRecord>>),
+    /// A location of the routed plan reached its daily capacity; nothing is held.
+    CapacityTaken,
 }
 
 fn reserve_fingerprint(request: &ReserveRequest) -> u64 {
@@ -157,12 +183,38 @@ impl Engine {
             .resolve_channel(request.channel.as_deref())
             .ok_or_else(|| ReserveError::UnknownChannel { code: request.channel.clone().unwrap_or_default() })?;
         let resolved = self.resolve_lines(request);
-        let fingerprint = reserve_fingerprint(request);
-        let touched = sorted_unique(
-            resolved.iter().filter(|line| line.position != NO_POSITION).map(|line| line.position).collect(),
-        );
+        let unresolved: Vec<_> = resolved
+            .iter()
+            .zip(&request.lines)
+            .enumerate()
+            .filter(|(_, (line, _))| matches!(line.status, Some(LineStatus::UnknownSku | LineStatus::UnknownLocation)))
+            .map(|(index, (_, line))| (index as u32, line.sku.as_str().into(), line.location.as_str().into()))
+            .collect();
+        let hold = Hold {
+            reservation_id: &request.reservation_id,
+            fingerprint: reserve_fingerprint(request),
+            channel,
+            may_sell_safety_stock,
+            policy: request.policy,
+            ttl_ms: request.ttl_ms,
+            lines: &resolved,
+            unresolved,
+            routed: None,
+        };
+        match self.hold(hold, now_ms)? {
+            HoldOutcome::New(outcome) | HoldOutcome::Existing(outcome, _) => Ok(outcome),
+            HoldOutcome::CapacityTaken => unreachable!("a reserve without routing claims no capacity"),
+        }
+    }
 
-        let hash = self.reservations.hash(&request.reservation_id);
+    /// Holds resolved lines under one reservation id, or returns the reservation that
+    /// id already names. A routed hold also claims a day of capacity at each of its
+    /// locations, and holds nothing if one of them is full.
+    pub(crate) fn hold(&self, hold: Hold<'_>, now_ms: u64) -> Result<HoldOutcome, ReserveError> {
+        let touched = sorted_unique(
+            hold.lines.iter().filter(|line| line.position != NO_POSITION).map(|line| line.position).collect(),
+        );
+        let hash = self.reservations.hash(hold.reservation_id);
         loop {
             // Make sure no position counts an expired hold before taking locks.
             self.sweep_if_positions_due(&touched, now_ms);
@@ -174,16 +226,16 @@ impl Engine {
             // sweep or has a deadline after the sweep's time.
             let now_ms = self.clock.observe(now_ms);
             self.reservations.trim(&mut shard, now_ms);
-            if let Some(slot) = shard.find(hash, &request.reservation_id) {
+            if let Some(slot) = shard.find(hash, hold.reservation_id) {
                 let existing = shard.get(slot);
-                if existing.fingerprint != fingerprint {
-                    return Err(ReserveError::IdReusedWithDifferentContent { id: request.reservation_id.clone() });
+                if existing.fingerprint != hold.fingerprint {
+                    return Err(ReserveError::IdReusedWithDifferentContent { id: hold.reservation_id.to_owned() });
                 }
                 self.journal.depend_on(existing.last_lsn);
-                return Ok(replayed_reserve(existing));
+                return Ok(HoldOutcome::Existing(replayed_reserve(existing), existing.routed.clone()));
             }
 
-            let deadline_ms = now_ms + request.ttl_ms;
+            let deadline_ms = now_ms + hold.ttl_ms;
             let mut guards = lock_positions(self, &touched);
             let swept_until_ms = self.swept_until_ms();
             if now_ms > swept_until_ms && guards.iter().any(|guard| guard.counters.may_hold_expired(now_ms)) {
@@ -193,15 +245,21 @@ impl Engine {
                 continue;
             }
 
-            let outcome = plan_reserve(request, &resolved, &touched, &guards, may_sell_safety_stock, deadline_ms);
+            let outcome =
+                plan_reserve(hold.policy, hold.lines, &touched, &guards, hold.may_sell_safety_stock, deadline_ms);
             if !outcome.held_any() {
-                return Ok(outcome);
+                return Ok(HoldOutcome::New(outcome));
+            }
+            if let Some(routed) = &hold.routed
+                && !self.claim_capacity(routed)
+            {
+                return Ok(HoldOutcome::CapacityTaken);
             }
 
             // Apply: the plan fits every position's ATP, so nothing below can fail.
             let floor_s = deadline_floor_s(deadline_ms);
-            let mut lines: SmallVec<[Line; 1]> = SmallVec::with_capacity(resolved.len());
-            for (line, result) in resolved.iter().zip(&outcome.lines) {
+            let mut lines: SmallVec<[Line; 1]> = SmallVec::with_capacity(hold.lines.len());
+            for (line, result) in hold.lines.iter().zip(&outcome.lines) {
                 if result.held > 0 {
                     let guard = guard_for(&mut guards, &touched, line.position);
                     guard.counters.reserved += result.held;
@@ -224,33 +282,25 @@ impl Engine {
             }
 
             let mut reservation = Reservation::new(
-                &request.reservation_id,
-                fingerprint,
-                channel,
-                request.policy,
+                hold.reservation_id,
+                hold.fingerprint,
+                hold.channel,
+                hold.policy,
                 now_ms,
-                request.ttl_ms as u32,
+                hold.ttl_ms as u32,
                 lines,
             );
-            let unresolved: Vec<_> = resolved
-                .iter()
-                .zip(&request.lines)
-                .enumerate()
-                .filter(|(_, (line, _))| {
-                    matches!(line.status, Some(LineStatus::UnknownSku | LineStatus::UnknownLocation))
-                })
-                .map(|(index, (_, line))| (index as u32, line.sku.as_str().into(), line.location.as_str().into()))
-                .collect();
-            if !unresolved.is_empty() {
-                reservation.unresolved = Some(unresolved.into_boxed_slice());
+            if !hold.unresolved.is_empty() {
+                reservation.unresolved = Some(hold.unresolved.into_boxed_slice());
             }
+            reservation.routed = hold.routed.map(Box::new);
 
             // Log while the positions are still locked, so the record's LSN follows
             // every change this reserve saw.
             reservation.last_lsn = self.journal.append(|| reserved_record(&reservation));
             drop(guards);
             shard.insert(hash, &|id| self.reservations.hash(id), reservation);
-            return Ok(outcome);
+            return Ok(HoldOutcome::New(outcome));
         }
     }
 
@@ -565,6 +615,7 @@ impl Engine {
         // An error changed nothing. An expiry above is kept because it would have
         // happened anyway.
         let moved = moved?;
+        self.return_capacity(shard.get_mut(slot));
         let reservation = shard.get(slot);
         let (held_after, deadline_after) = (reservation.held(), reservation.deadline_ms);
         let open_after = reservation.state().is_open();
@@ -701,6 +752,7 @@ impl Engine {
         }
         drop(guards);
         reservation.expired = true;
+        self.return_capacity(reservation);
         let event = ExpiryEvent {
             reservation_id: reservation.id.to_string(),
             deadline_ms: reservation.deadline_ms,
@@ -760,7 +812,7 @@ impl Engine {
 /// Decides what a reserve holds, without changing anything. `guards` are the locked
 /// positions in the order of `touched`.
 fn plan_reserve(
-    request: &ReserveRequest,
+    policy: Policy,
     resolved: &[ResolvedLine],
     touched: &[u32],
     guards: &Guards<'_>,
@@ -771,7 +823,7 @@ fn plan_reserve(
         guards.iter().map(|guard| guard.counters.atp(may_sell_safety_stock).max(0)).collect();
     let mut lines: SmallVec<[LineOutcome; 4]> = SmallVec::with_capacity(resolved.len());
 
-    match request.policy {
+    match policy {
         Policy::Partial => {
             for line in resolved {
                 let mut outcome =
@@ -854,6 +906,7 @@ fn reserved_record(reservation: &Reservation) -> Record {
             .flat_map(|unresolved| unresolved.iter())
             .map(|(line, sku, location)| (*line, sku.to_string(), location.to_string()))
             .collect(),
+        routed: reservation.routed.as_deref().cloned(),
     }
 }
 

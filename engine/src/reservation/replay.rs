@@ -6,7 +6,7 @@ use smallvec::SmallVec;
 use super::table::{Line, OperationRecord, Reservation};
 use super::types::{LineStatus, Policy};
 use crate::Engine;
-use crate::wal::record::{LineMove, MoveKind, ReservedLine};
+use crate::wal::record::{LineMove, MoveKind, ReservedLine, RoutedRecord};
 
 /// Maps a logged `LineStatus` code back to the status.
 pub(crate) fn line_status(code: u8) -> Result<LineStatus, String> {
@@ -32,6 +32,7 @@ pub(crate) struct ReservedFields {
     pub ttl_ms: u32,
     pub lines: Vec<ReservedLine>,
     pub unresolved: Vec<(u32, String, String)>,
+    pub routed: Option<RoutedRecord>,
 }
 
 impl Engine {
@@ -71,6 +72,7 @@ impl Engine {
                 fields.unresolved.iter().map(|(line, sku, location)| (*line, sku.into(), location.into())).collect();
             reservation.unresolved = Some(unresolved);
         }
+        reservation.routed = fields.routed.map(Box::new);
 
         let hash = self.reservations.hash(&fields.id);
         let mut shard = self.reservations.shard(hash).lock();

@@ -55,6 +55,14 @@ impl<T> Slots<T> {
         })
     }
 
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut T)> {
+        self.pages.iter_mut().enumerate().flat_map(|(page_index, page)| {
+            page.iter_mut().enumerate().filter_map(move |(offset, entry)| {
+                entry.as_mut().map(|value| ((page_index * PAGE_LEN + offset) as u32, value))
+            })
+        })
+    }
+
     /// Pages allocated.
     pub(crate) fn page_count(&self) -> usize {
         self.pages.len()

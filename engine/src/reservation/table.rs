@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 
 use super::slots::Slots;
 use super::types::{LineStatus, Policy, ReservationState};
+use crate::wal::record::RoutedRecord;
 
 /// Expiry buckets group deadlines by `deadline_ms >> EXPIRY_BUCKET_SHIFT` (about 1 s).
 pub(crate) const EXPIRY_BUCKET_SHIFT: u32 = 10;
@@ -91,6 +92,10 @@ pub(crate) struct Reservation {
     /// LSN just past this reservation's latest log record: a repeated request that
     /// returns a recorded outcome is acknowledged once it is durable.
     pub last_lsn: u64,
+    /// The plan of a routed reserve; its lines are the reservation's lines in order.
+    pub routed: Option<Box<RoutedRecord>>,
+    /// Bit per routed shipment whose capacity was given back.
+    pub capacity_returned: u8,
     expiry_bucket: u32,
     expiry_index: u32,
 }
@@ -119,6 +124,8 @@ impl Reservation {
             unresolved: None,
             operations: SmallVec::new(),
             last_lsn: 0,
+            routed: None,
+            capacity_returned: 0,
             expiry_bucket: NOT_IN_EXPIRY,
             expiry_index: 0,
         }
@@ -354,6 +361,13 @@ impl Shard {
     /// Calls `visit` with every stored reservation.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(&Reservation)) {
         for (_, reservation) in self.slots.iter() {
+            visit(reservation);
+        }
+    }
+
+    /// Calls `visit` with every stored reservation, mutably.
+    pub(crate) fn for_each_mut(&mut self, mut visit: impl FnMut(&mut Reservation)) {
+        for (_, reservation) in self.slots.iter_mut() {
             visit(reservation);
         }
     }

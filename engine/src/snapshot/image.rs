@@ -11,7 +11,7 @@ use thiserror::Error;
 /// First bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PROMESNP";
 /// Snapshot format version this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 /// Bytes of the header before the image.
 pub const SNAPSHOT_HEADER_LEN: usize = 32;
 
@@ -25,6 +25,8 @@ pub(crate) struct LocationImage {
     pub methods: u8,
     pub daily_capacity: u32,
     pub active: bool,
+    /// Routing parameters, encoded as in a `LocationUpserted` log record.
+    pub routing: Vec<u8>,
 }
 
 /// A channel as the snapshot keeps it.
@@ -32,6 +34,17 @@ pub(crate) struct LocationImage {
 pub(crate) struct ChannelImage {
     pub code: String,
     pub may_sell_safety_stock: bool,
+    /// Location ids the channel may route to; `None` for all.
+    pub locations: Option<Vec<u32>>,
+}
+
+/// A row of the postal-code table.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, Clone, PartialEq)]
+pub(crate) struct PostalImage {
+    pub country: String,
+    pub postal_code: String,
+    pub lat: f64,
+    pub lon: f64,
 }
 
 /// A position's counters and stamp, by position index.
@@ -98,6 +111,9 @@ pub(crate) struct ReservationImage {
     pub operations: Vec<OperationImage>,
     /// LSN just past the reservation's last record.
     pub last_lsn: u64,
+    /// The plan of a routed reserve, encoded as in a `Reserved` log record; empty
+    /// for a reserve without routing.
+    pub routed: Vec<u8>,
 }
 
 /// A remembered adjustment operation id and its first outcome.
@@ -135,6 +151,8 @@ pub(crate) struct EngineImage {
     pub oversold: u64,
     pub locations: Vec<LocationImage>,
     pub channels: Vec<ChannelImage>,
+    /// The postal-code table, copied with the catalog.
+    pub postal_codes: Vec<PostalImage>,
     /// SKU codes by SKU id.
     pub skus: Vec<String>,
     pub positions: Vec<PositionImage>,
@@ -255,8 +273,19 @@ mod tests {
                 methods: 1,
                 daily_capacity: 0,
                 active: true,
+                routing: vec![1, 2, 3],
             }],
-            channels: vec![ChannelImage { code: "default".into(), may_sell_safety_stock: false }],
+            channels: vec![ChannelImage {
+                code: "default".into(),
+                may_sell_safety_stock: false,
+                locations: Some(vec![0]),
+            }],
+            postal_codes: vec![PostalImage {
+                country: "MX".into(),
+                postal_code: "06700".into(),
+                lat: 19.41,
+                lon: -99.16,
+            }],
             skus: vec!["SKU-1".into()],
             positions: vec![PositionImage {
                 sku: 0,

@@ -31,7 +31,7 @@ use crate::journal::Journal;
 use crate::wal::scan::parse_segment_name;
 use crate::wal::storage::Storage;
 use crate::wal::writer::LogError;
-use image::{ArchivedEngineImage, ChannelImage, EngineImage, LocationImage, PositionImage};
+use image::{ArchivedEngineImage, ChannelImage, EngineImage, LocationImage, PositionImage, PostalImage};
 
 pub use image::{ImageError, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC};
 
@@ -281,6 +281,7 @@ impl Engine {
                         methods: info.methods.bits(),
                         daily_capacity: info.daily_capacity,
                         active: info.active,
+                        routing: crate::wal::record::encode_location_routing(&info.routing),
                     }
                 })
                 .collect();
@@ -291,10 +292,22 @@ impl Engine {
                         .catalog
                         .channel(id)
                         .is_some_and(|channel| channel.may_sell_safety_stock.load(Ordering::Acquire)),
+                    locations: self
+                        .catalog
+                        .channel(id)
+                        .and_then(|channel| channel.locations.read().as_ref().map(|locations| locations.to_vec())),
                 })
                 .collect();
             (log.next_lsn(), locations, channels, self.catalog.sku_count(), self.catalog.position_count())
         });
+        // Postal upserts take the writer lock too, but the table can be large, so it
+        // is copied after; replaying an upsert the copy already has changes nothing.
+        let postal_codes = self
+            .postal
+            .rows()
+            .into_iter()
+            .map(|row| PostalImage { country: row.country, postal_code: row.postal_code, lat: row.lat, lon: row.lon })
+            .collect();
         // Codes and position keys never change once published.
         let skus: Vec<String> =
             (0..sku_count as u32).map(|id| self.catalog.skus.code(id).unwrap_or_default().to_owned()).collect();
@@ -335,6 +348,7 @@ impl Engine {
             oversold: self.counters.oversold.load(Ordering::Relaxed),
             locations,
             channels,
+            postal_codes,
             skus,
             positions,
             reservations,
@@ -352,8 +366,10 @@ impl Engine {
         self.counters.oversold.store(image.oversold.to_native(), Ordering::Relaxed);
 
         for (id, channel) in image.channels.iter().enumerate() {
+            let locations =
+                channel.locations.as_ref().map(|locations| locations.iter().map(|id| id.to_native()).collect());
             self.catalog
-                .upsert_channel(channel.code.as_str(), channel.may_sell_safety_stock, &disabled, 0)
+                .upsert_channel(channel.code.as_str(), channel.may_sell_safety_stock, locations, &disabled, 0)
                 .map_err(|error| error.to_string())?;
             check_restored_id("channel", self.catalog.channels.get(channel.code.as_str()), id)?;
         }
@@ -370,6 +386,8 @@ impl Engine {
                 methods,
                 daily_capacity: location.daily_capacity.to_native(),
                 active: location.active,
+                routing: crate::wal::record::decode_location_routing(&location.routing)
+                    .map_err(|error| format!("location {}: routing parameters: {error}", location.code))?,
             };
             self.catalog.upsert_location(&spec, &disabled, 0).map_err(|error| error.to_string())?;
             check_restored_id("location", self.catalog.locations.get(&spec.code), id)?;
@@ -384,6 +402,17 @@ impl Engine {
             positions.and(reservations)
         })?;
         self.restore_adjustments(&image.adjustments);
+        let postal_codes: Vec<_> = image
+            .postal_codes
+            .iter()
+            .map(|row| crate::routing::PostalCodeRow {
+                country: row.country.to_string(),
+                postal_code: row.postal_code.to_string(),
+                lat: row.lat.to_native(),
+                lon: row.lon.to_native(),
+            })
+            .collect();
+        self.postal.upsert(&postal_codes);
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use thiserror::Error;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PROMESAL";
 
 /// Version of the segment and record layout. A reader refuses other versions.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Bytes of a segment header.
 pub const SEGMENT_HEADER_LEN: usize = 32;

@@ -7,6 +7,8 @@
 
 use thiserror::Error;
 
+use crate::routing::{LocationRouting, METHOD_COUNT, MethodTerms, PostalCodeRow, TransitBand};
+
 /// A position index meaning "none" (a reserve line that resolved to no position).
 pub const NO_POSITION: u32 = u32::MAX;
 
@@ -25,6 +27,46 @@ pub struct ReservedLine {
     pub requested: u32,
     /// Units held.
     pub held: u32,
+}
+
+/// One shipment of a routed reservation as the log keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoutedShipment {
+    /// Location id.
+    pub location: u32,
+    /// `Method` as its number.
+    pub method: u8,
+    /// Distance to the destination in kilometres.
+    pub distance_km: f64,
+    /// Cost in cents.
+    pub cost_cents: u64,
+    /// Promise, milliseconds since the Unix epoch.
+    pub promise_ms: u64,
+    /// The location's local day whose capacity the shipment took.
+    pub capacity_day: u32,
+    /// Reservation lines of this shipment: the next this many lines after the
+    /// previous shipment's.
+    pub line_count: u32,
+}
+
+/// The plan of a routed reservation, kept so that a repeated routed reserve returns it
+/// and capacity is given back when a shipment is released.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoutedRecord {
+    /// Destination latitude in degrees.
+    pub lat: f64,
+    /// Destination longitude in degrees.
+    pub lon: f64,
+    /// How the destination was found: 0 coordinates, 1 postal code, 2 region prefix.
+    pub source: u8,
+    /// The region prefix when `source` is 2, else empty.
+    pub region_prefix: String,
+    /// Per reservation line, the order line it serves.
+    pub order_lines: Vec<u32>,
+    /// Shipments in plan order.
+    pub shipments: Vec<RoutedShipment>,
+    /// Order lines left partly unplaced: (line, requested, unfilled, `UnfilledReason`).
+    pub unfilled: Vec<(u32, u32, u32, u8)>,
 }
 
 /// Units one operation took from one line.
@@ -71,6 +113,8 @@ pub enum Record {
         daily_capacity: u32,
         /// Whether it takes new reservations.
         active: bool,
+        /// Routing parameters.
+        routing: LocationRouting,
     },
     /// A channel inserted or replaced.
     ChannelUpserted {
@@ -82,6 +126,8 @@ pub enum Record {
         code: String,
         /// Whether it may sell safety stock.
         may_sell_safety_stock: bool,
+        /// Location ids it may route to, sorted; `None` for all.
+        locations: Option<Vec<u32>>,
     },
     /// A position created (and its SKU interned, if new).
     PositionCreated {
@@ -147,6 +193,8 @@ pub enum Record {
         lines: Vec<ReservedLine>,
         /// Codes of lines whose SKU or location was unknown: (line, SKU, location).
         unresolved: Vec<(u32, String, String)>,
+        /// The plan, for a routed reserve.
+        routed: Option<RoutedRecord>,
     },
     /// Units moved by confirm, release or fulfil.
     Moved {
@@ -183,6 +231,13 @@ pub enum Record {
         /// Reservation id.
         id: String,
     },
+    /// Postal codes or region prefixes inserted or replaced.
+    PostalCodesUpserted {
+        /// Engine time.
+        now_ms: u64,
+        /// The rows, validated, countries in uppercase.
+        rows: Vec<PostalCodeRow>,
+    },
 }
 
 impl Record {
@@ -199,6 +254,7 @@ impl Record {
             Record::Moved { .. } => 8,
             Record::Extended { .. } => 9,
             Record::Expired { .. } => 10,
+            Record::PostalCodesUpserted { .. } => 11,
         }
     }
 
@@ -214,7 +270,8 @@ impl Record {
             | Record::Reserved { now_ms, .. }
             | Record::Moved { now_ms, .. }
             | Record::Extended { now_ms, .. }
-            | Record::Expired { now_ms, .. } => *now_ms,
+            | Record::Expired { now_ms, .. }
+            | Record::PostalCodesUpserted { now_ms, .. } => *now_ms,
         }
     }
 
@@ -222,7 +279,18 @@ impl Record {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Writer(Vec::with_capacity(64));
         match self {
-            Record::LocationUpserted { now_ms, location, code, kind, lat, lon, methods, daily_capacity, active } => {
+            Record::LocationUpserted {
+                now_ms,
+                location,
+                code,
+                kind,
+                lat,
+                lon,
+                methods,
+                daily_capacity,
+                active,
+                routing,
+            } => {
                 out.u64(*now_ms);
                 out.u32(*location);
                 out.string(code);
@@ -232,12 +300,23 @@ impl Record {
                 out.u8(*methods);
                 out.u32(*daily_capacity);
                 out.u8(u8::from(*active));
+                out.location_routing(routing);
             }
-            Record::ChannelUpserted { now_ms, channel, code, may_sell_safety_stock } => {
+            Record::ChannelUpserted { now_ms, channel, code, may_sell_safety_stock, locations } => {
                 out.u64(*now_ms);
                 out.u32(*channel);
                 out.string(code);
                 out.u8(u8::from(*may_sell_safety_stock));
+                match locations {
+                    None => out.u8(0),
+                    Some(locations) => {
+                        out.u8(1);
+                        out.u32(locations.len() as u32);
+                        for &location in locations {
+                            out.u32(location);
+                        }
+                    }
+                }
             }
             Record::PositionCreated { now_ms, position, sku_code, location } => {
                 out.u64(*now_ms);
@@ -264,7 +343,7 @@ impl Record {
                 out.string(op_id);
                 out.u64(*fingerprint);
             }
-            Record::Reserved { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved } => {
+            Record::Reserved { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved, routed } => {
                 out.u64(*now_ms);
                 out.string(id);
                 out.u64(*fingerprint);
@@ -285,6 +364,13 @@ impl Record {
                     out.u32(*line);
                     out.string(sku);
                     out.string(location);
+                }
+                match routed {
+                    None => out.u8(0),
+                    Some(routed) => {
+                        out.u8(1);
+                        out.routed(routed);
+                    }
                 }
             }
             Record::Moved { now_ms, id, op_id, fingerprint, kind, lines } => {
@@ -310,6 +396,16 @@ impl Record {
                 out.u64(*now_ms);
                 out.string(id);
             }
+            Record::PostalCodesUpserted { now_ms, rows } => {
+                out.u64(*now_ms);
+                out.u32(rows.len() as u32);
+                for row in rows {
+                    out.string(&row.country);
+                    out.string(&row.postal_code);
+                    out.f64(row.lat);
+                    out.f64(row.lon);
+                }
+            }
         }
         out.0
     }
@@ -328,12 +424,23 @@ impl Record {
                 methods: input.u8()?,
                 daily_capacity: input.u32()?,
                 active: input.bool()?,
+                routing: input.location_routing()?,
             },
             2 => Record::ChannelUpserted {
                 now_ms: input.u64()?,
                 channel: input.u32()?,
                 code: input.string()?,
                 may_sell_safety_stock: input.bool()?,
+                locations: if input.bool()? {
+                    let count = input.count(4)?;
+                    let mut locations = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        locations.push(input.u32()?);
+                    }
+                    Some(locations)
+                } else {
+                    None
+                },
             },
             3 => Record::PositionCreated {
                 now_ms: input.u64()?,
@@ -376,7 +483,8 @@ impl Record {
                 for _ in 0..unresolved_count {
                     unresolved.push((input.u32()?, input.string()?, input.string()?));
                 }
-                Record::Reserved { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved }
+                let routed = if input.bool()? { Some(input.routed()?) } else { None };
+                Record::Reserved { now_ms, id, fingerprint, channel, policy, ttl_ms, lines, unresolved, routed }
             }
             8 => {
                 let now_ms = input.u64()?;
@@ -404,13 +512,56 @@ impl Record {
                 deadline_ms: input.u64()?,
             },
             10 => Record::Expired { now_ms: input.u64()?, id: input.string()? },
+            11 => {
+                let now_ms = input.u64()?;
+                let count = input.count(20)?;
+                let mut rows = Vec::with_capacity(count);
+                for _ in 0..count {
+                    rows.push(PostalCodeRow {
+                        country: input.string()?,
+                        postal_code: input.string()?,
+                        lat: input.f64()?,
+                        lon: input.f64()?,
+                    });
+                }
+                Record::PostalCodesUpserted { now_ms, rows }
+            }
             other => return Err(RecordError::Field { field: "record type", value: u64::from(other) }),
         };
-        if input.at != payload.len() {
-            return Err(RecordError::TrailingBytes { bytes: payload.len() - input.at });
-        }
+        input.finish()?;
         Ok(record)
     }
+}
+
+/// Encodes a location's routing parameters as in a `LocationUpserted` record (for
+/// snapshots, which keep them as bytes).
+pub(crate) fn encode_location_routing(routing: &LocationRouting) -> Vec<u8> {
+    let mut out = Writer(Vec::with_capacity(64));
+    out.location_routing(routing);
+    out.0
+}
+
+/// Decodes what `encode_location_routing` wrote.
+pub(crate) fn decode_location_routing(bytes: &[u8]) -> Result<LocationRouting, RecordError> {
+    let mut input = Reader { bytes, at: 0 };
+    let routing = input.location_routing()?;
+    input.finish()?;
+    Ok(routing)
+}
+
+/// Encodes a routed plan as in a `Reserved` record (for snapshots).
+pub(crate) fn encode_routed(routed: &RoutedRecord) -> Vec<u8> {
+    let mut out = Writer(Vec::with_capacity(128));
+    out.routed(routed);
+    out.0
+}
+
+/// Decodes what `encode_routed` wrote.
+pub(crate) fn decode_routed(bytes: &[u8]) -> Result<RoutedRecord, RecordError> {
+    let mut input = Reader { bytes, at: 0 };
+    let routed = input.routed()?;
+    input.finish()?;
+    Ok(routed)
 }
 
 /// A payload that does not decode. The record's checksum matched, so this means a bug
@@ -451,6 +602,59 @@ impl Writer {
     fn u64(&mut self, value: u64) {
         self.0.extend_from_slice(&value.to_le_bytes());
     }
+    fn f64(&mut self, value: f64) {
+        self.u64(value.to_bits());
+    }
+
+    fn location_routing(&mut self, routing: &LocationRouting) {
+        self.u16(routing.utc_offset_minutes as u16);
+        self.u8(u8::from(routing.pickup_only));
+        for terms in &routing.terms {
+            self.u32(terms.handling_minutes);
+            self.u16(terms.cutoff_minute);
+        }
+        self.u32(routing.shipment_cost_cents);
+        self.u32(routing.km_cost_cents);
+        self.u32(routing.speed_km_per_day);
+        self.u32(routing.transit_bands.len() as u32);
+        for band in &routing.transit_bands {
+            self.u32(band.distance_km_max);
+            self.u16(band.days);
+        }
+    }
+
+    fn u16(&mut self, value: u16) {
+        self.0.extend_from_slice(&value.to_le_bytes());
+    }
+
+    fn routed(&mut self, routed: &RoutedRecord) {
+        self.f64(routed.lat);
+        self.f64(routed.lon);
+        self.u8(routed.source);
+        self.string(&routed.region_prefix);
+        self.u32(routed.order_lines.len() as u32);
+        for &line in &routed.order_lines {
+            self.u32(line);
+        }
+        self.u32(routed.shipments.len() as u32);
+        for shipment in &routed.shipments {
+            self.u32(shipment.location);
+            self.u8(shipment.method);
+            self.f64(shipment.distance_km);
+            self.u64(shipment.cost_cents);
+            self.u64(shipment.promise_ms);
+            self.u32(shipment.capacity_day);
+            self.u32(shipment.line_count);
+        }
+        self.u32(routed.unfilled.len() as u32);
+        for &(line, requested, unfilled, reason) in &routed.unfilled {
+            self.u32(line);
+            self.u32(requested);
+            self.u32(unfilled);
+            self.u8(reason);
+        }
+    }
+
     fn string(&mut self, value: &str) {
         let len = u16::try_from(value.len()).expect("codes and ids are at most 128 bytes");
         self.0.extend_from_slice(&len.to_le_bytes());
@@ -484,6 +688,78 @@ impl Reader<'_> {
     fn u32(&mut self) -> Result<u32, RecordError> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("four bytes")))
     }
+    fn f64(&mut self) -> Result<f64, RecordError> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+
+    fn finish(&self) -> Result<(), RecordError> {
+        if self.at != self.bytes.len() {
+            return Err(RecordError::TrailingBytes { bytes: self.bytes.len() - self.at });
+        }
+        Ok(())
+    }
+
+    fn u16(&mut self) -> Result<u16, RecordError> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("two bytes")))
+    }
+
+    fn location_routing(&mut self) -> Result<LocationRouting, RecordError> {
+        let utc_offset_minutes = self.u16()? as i16;
+        let pickup_only = self.bool()?;
+        let mut terms = [MethodTerms::default(); METHOD_COUNT];
+        for terms in &mut terms {
+            *terms = MethodTerms { handling_minutes: self.u32()?, cutoff_minute: self.u16()? };
+        }
+        let shipment_cost_cents = self.u32()?;
+        let km_cost_cents = self.u32()?;
+        let speed_km_per_day = self.u32()?;
+        let count = self.count(6)?;
+        let mut transit_bands = Vec::with_capacity(count);
+        for _ in 0..count {
+            transit_bands.push(TransitBand { distance_km_max: self.u32()?, days: self.u16()? });
+        }
+        Ok(LocationRouting {
+            utc_offset_minutes,
+            pickup_only,
+            terms,
+            shipment_cost_cents,
+            km_cost_cents,
+            speed_km_per_day,
+            transit_bands,
+        })
+    }
+
+    fn routed(&mut self) -> Result<RoutedRecord, RecordError> {
+        let lat = self.f64()?;
+        let lon = self.f64()?;
+        let source = self.u8()?;
+        let region_prefix = self.string()?;
+        let count = self.count(4)?;
+        let mut order_lines = Vec::with_capacity(count);
+        for _ in 0..count {
+            order_lines.push(self.u32()?);
+        }
+        let count = self.count(37)?;
+        let mut shipments = Vec::with_capacity(count);
+        for _ in 0..count {
+            shipments.push(RoutedShipment {
+                location: self.u32()?,
+                method: self.u8()?,
+                distance_km: self.f64()?,
+                cost_cents: self.u64()?,
+                promise_ms: self.u64()?,
+                capacity_day: self.u32()?,
+                line_count: self.u32()?,
+            });
+        }
+        let count = self.count(13)?;
+        let mut unfilled = Vec::with_capacity(count);
+        for _ in 0..count {
+            unfilled.push((self.u32()?, self.u32()?, self.u32()?, self.u8()?));
+        }
+        Ok(RoutedRecord { lat, lon, source, region_prefix, order_lines, shipments, unfilled })
+    }
+
     fn u64(&mut self) -> Result<u64, RecordError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("eight bytes")))
     }
@@ -528,12 +804,39 @@ mod tests {
             methods: 1,
             daily_capacity: 5_000,
             active: true,
+            routing: LocationRouting {
+                utc_offset_minutes: -360,
+                pickup_only: true,
+                terms: [MethodTerms { handling_minutes: 90, cutoff_minute: 14 * 60 }; METHOD_COUNT],
+                shipment_cost_cents: 9_900,
+                km_cost_cents: 3,
+                speed_km_per_day: 600,
+                transit_bands: vec![
+                    TransitBand { distance_km_max: 50, days: 1 },
+                    TransitBand { distance_km_max: 900, days: 2 },
+                ],
+            },
         });
         check_round_trip(Record::ChannelUpserted {
             now_ms: 1,
             channel: 1,
             code: "pos".into(),
             may_sell_safety_stock: true,
+            locations: None,
+        });
+        check_round_trip(Record::ChannelUpserted {
+            now_ms: 1,
+            channel: 2,
+            code: "web".into(),
+            may_sell_safety_stock: false,
+            locations: Some(vec![0, 2, 7]),
+        });
+        check_round_trip(Record::PostalCodesUpserted {
+            now_ms: 1,
+            rows: vec![
+                PostalCodeRow { country: "MX".into(), postal_code: "06700".into(), lat: 19.41, lon: -99.16 },
+                PostalCodeRow { country: "MX".into(), postal_code: "06*".into(), lat: 19.43, lon: -99.13 },
+            ],
         });
         check_round_trip(Record::PositionCreated { now_ms: 1, position: 9, sku_code: "TV-55".into(), location: 2 });
         check_round_trip(Record::OnHandSet { now_ms: 1, position: 9, on_hand: 12 });
@@ -559,6 +862,34 @@ mod tests {
                 ReservedLine { position: NO_POSITION, sku: NO_POSITION, location: 2, status: 2, requested: 1, held: 0 },
             ],
             unresolved: vec![(1, "NEW-SKU".into(), "MTY-DC".into())],
+            routed: None,
+        });
+        check_round_trip(Record::Reserved {
+            now_ms: 5,
+            id: "order-2".into(),
+            fingerprint: 99,
+            channel: 0,
+            policy: 0,
+            ttl_ms: 900_000,
+            lines: vec![ReservedLine { position: 9, sku: 0, location: 2, status: 0, requested: 2, held: 2 }],
+            unresolved: Vec::new(),
+            routed: Some(RoutedRecord {
+                lat: 19.41,
+                lon: -99.16,
+                source: 2,
+                region_prefix: "06".into(),
+                order_lines: vec![0],
+                shipments: vec![RoutedShipment {
+                    location: 2,
+                    method: 0,
+                    distance_km: 712.5,
+                    cost_cents: 1_212,
+                    promise_ms: 86_400_000,
+                    capacity_day: 20_000,
+                    line_count: 1,
+                }],
+                unfilled: vec![(1, 3, 1, 2)],
+            }),
         });
         check_round_trip(Record::Moved {
             now_ms: 6,

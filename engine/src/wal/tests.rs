@@ -422,6 +422,7 @@ mod engine_on_failed_log {
             methods: FulfilmentMethods::SHIP,
             daily_capacity: 1,
             active: true,
+            routing: Default::default(),
         };
         engine.upsert_location(&spec).unwrap();
         engine.set_on_hand("SKU", "L0", 5, now_ms).unwrap();
@@ -463,6 +464,7 @@ mod engine_on_failed_log {
             methods: FulfilmentMethods::SHIP,
             daily_capacity: 0,
             active: true,
+            routing: Default::default(),
         };
         engine.upsert_location(&spec).unwrap();
 
@@ -517,6 +519,7 @@ mod snapshots_with_faults {
                 methods: FulfilmentMethods::SHIP,
                 daily_capacity: 0,
                 active: true,
+                routing: Default::default(),
             };
             engine.upsert_location(&spec).unwrap();
             engine.set_on_hand("SKU", "L0", 1_000, NOW_MS).unwrap();

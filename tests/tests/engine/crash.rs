@@ -1110,7 +1110,7 @@ impl LogReplay {
                 }
                 self.reservations.insert(id, lines);
             }
-            Record::Extended { .. } => {}
+            Record::Extended { .. } | Record::PostalCodesUpserted { .. } => {}
             Record::Expired { id, .. } => {
                 let mut lines = self.reservations.remove(&id).ok_or_else(|| format!("expiry of unknown {id}"))?;
                 for line in &mut lines {

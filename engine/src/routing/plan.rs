@@ -1,0 +1,644 @@
+//! The planner: which locations fill an order, read from the applied state without
+//! locks. A routed reserve then holds the plan's units and capacity atomically, and
+//! plans again if another request took them first.
+//!
+//! Order of preference: a single location that fills the whole order, then the
+//! fewest shipments, then the lowest cost, where cost is the shipments' cost plus a
+//! penalty per day the latest shipment arrives after the earliest promise any
+//! eligible location could make. Ties go to the nearer location, then the lower
+//! code, so the same state always gives the same plan.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::fmt::Write as _;
+
+use smallvec::SmallVec;
+
+use crate::catalog::{Catalog, NO_POSITION};
+use crate::limits::{ROUTE_CANDIDATES_MAX, SAME_DAY_RADIUS_KM};
+use crate::routing::geo::UnitVector;
+use crate::routing::table::{LocationRoute, RoutingTable};
+use crate::routing::{
+    Method, NO_CUTOFF_MINUTE, Plan, ResolvedDestination, RouteMethod, Shipment, ShipmentLine, UnfilledLine,
+    UnfilledReason,
+};
+
+/// Milliseconds in a day.
+pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// Cost added per day the order arrives after the earliest promise an eligible
+/// location could make, in cents.
+pub const LATE_DAY_COST_CENTS: u64 = 200;
+
+/// Candidates with the most coverage that the exact two-shipment search pairs up.
+const PAIR_SEARCH_CANDIDATES: usize = 24;
+
+/// Why a location that stocks a SKU of the order is not a candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exclusion {
+    Inactive,
+    NotInChannel,
+    PickupOnly,
+    NoMethod,
+    TooFar,
+    PastCutoff,
+    FullToday,
+}
+
+impl Exclusion {
+    fn describe(self) -> &'static str {
+        match self {
+            Exclusion::Inactive => "inactive",
+            Exclusion::NotInChannel => "not open to this channel",
+            Exclusion::PickupOnly => "pickup only",
+            Exclusion::NoMethod => "does not offer the method",
+            Exclusion::TooFar => "beyond same-day range",
+            Exclusion::PastCutoff => "past today's cut-off",
+            Exclusion::FullToday => "full for today",
+        }
+    }
+}
+
+/// A location that may ship (or hand over) the order.
+pub(crate) struct Candidate {
+    pub location: u32,
+    pub method: Method,
+    pub distance_km: f64,
+    pub cost_cents: u64,
+    pub promise_ms: u64,
+    /// Units available per distinct SKU of the order.
+    avail: SmallVec<[u32; 8]>,
+}
+
+/// A location that stocks a SKU of the order but cannot take it, kept to explain
+/// choices.
+struct Excluded {
+    location: u32,
+    distance_km: f64,
+    reason: Exclusion,
+}
+
+/// The order as the planner sees it.
+pub(crate) struct Order<'a> {
+    pub lines: &'a [(Option<u32>, u32)],
+    pub channel: u32,
+    pub may_sell_safety_stock: bool,
+    pub method: &'a RouteMethod,
+    /// Location id of the pickup store for `RouteMethod::PickupAt`.
+    pub pickup_store: Option<u32>,
+    pub max_shipments: u32,
+    pub allow_partial: bool,
+    pub now_ms: u64,
+}
+
+/// A plan with the ids a hold needs: per shipment its candidate, per shipment line its
+/// SKU id and position.
+pub(crate) struct PlanDraft {
+    pub plan: Plan,
+    pub shipments: SmallVec<[PlannedShipment; 2]>,
+}
+
+pub(crate) struct PlannedShipment {
+    pub location: u32,
+    pub capacity_day: u32,
+    /// (order line, SKU id, position, units).
+    pub lines: SmallVec<[(u32, u32, u32, u32); 4]>,
+}
+
+/// Returns the location's local day number at `now_ms`.
+pub(crate) fn local_day(route: &LocationRoute, now_ms: u64) -> u32 {
+    (local_ms(route, now_ms) / DAY_MS) as u32
+}
+
+fn local_ms(route: &LocationRoute, now_ms: u64) -> u64 {
+    (now_ms as i64 + i64::from(route.routing.utc_offset_minutes) * 60_000).max(0) as u64
+}
+
+/// When an order placed at `now_ms` is ready at the location for `method`, and
+/// whether handling had to wait for the next local day because of the cut-off.
+fn ready_ms(route: &LocationRoute, method: Method, now_ms: u64) -> (u64, bool) {
+    let terms = route.routing.terms[method as usize];
+    let local = local_ms(route, now_ms);
+    let minute = (local % DAY_MS) / 60_000;
+    let next_day = terms.cutoff_minute < NO_CUTOFF_MINUTE && minute >= u64::from(terms.cutoff_minute);
+    let start_ms = if next_day { now_ms + (DAY_MS - local % DAY_MS) } else { now_ms };
+    (start_ms + u64::from(terms.handling_minutes) * 60_000, next_day)
+}
+
+fn transit_days(route: &LocationRoute, distance_km: f64) -> u64 {
+    let bands = &route.routing.transit_bands;
+    if let Some(band) = bands.iter().find(|band| distance_km <= f64::from(band.distance_km_max)) {
+        return u64::from(band.days);
+    }
+    ((distance_km / f64::from(route.routing.speed_km_per_day)).ceil() as u64).max(1)
+}
+
+/// Works out whether a location can take the order's method, and at what distance,
+/// cost and promise.
+fn evaluate(
+    table: &RoutingTable,
+    catalog: &Catalog,
+    order: &Order<'_>,
+    destination: &UnitVector,
+    location: u32,
+) -> Result<Candidate, (f64, Exclusion)> {
+    let route = table.locations[location as usize].as_ref().expect("positions name known locations");
+    let distance_km = route.point.distance_km(destination);
+    let exclude = |reason| Err((distance_km, reason));
+    if !route.active {
+        return exclude(Exclusion::Inactive);
+    }
+    if !table.channel_allows(order.channel, location) {
+        return exclude(Exclusion::NotInChannel);
+    }
+
+    let offers = |method: Method| route.methods.contains(method.bit());
+    let method = match order.method {
+        RouteMethod::ShipCheapest | RouteMethod::ShipFastest | RouteMethod::SameDay if route.routing.pickup_only => {
+            return exclude(Exclusion::PickupOnly);
+        }
+        RouteMethod::ShipCheapest | RouteMethod::ShipFastest if offers(Method::Ship) => Method::Ship,
+        RouteMethod::ShipCheapest | RouteMethod::ShipFastest if offers(Method::DropShip) => Method::DropShip,
+        RouteMethod::SameDay if offers(Method::SameDay) => Method::SameDay,
+        RouteMethod::PickupAt { curbside: false, .. } | RouteMethod::PickupNearest { curbside: false }
+            if offers(Method::Pickup) =>
+        {
+            Method::Pickup
+        }
+        RouteMethod::PickupAt { curbside: true, .. } | RouteMethod::PickupNearest { curbside: true }
+            if offers(Method::Curbside) =>
+        {
+            Method::Curbside
+        }
+        _ => return exclude(Exclusion::NoMethod),
+    };
+    if method == Method::SameDay && distance_km > SAME_DAY_RADIUS_KM {
+        return exclude(Exclusion::TooFar);
+    }
+
+    let (ready_ms, next_day) = ready_ms(route, method, order.now_ms);
+    if method == Method::SameDay && (next_day || local_day(route, ready_ms) != local_day(route, order.now_ms)) {
+        return exclude(Exclusion::PastCutoff);
+    }
+    if route.daily_capacity > 0 {
+        let used = crate::routing::capacity_used_on(catalog, location, local_day(route, order.now_ms));
+        if used >= route.daily_capacity {
+            return exclude(Exclusion::FullToday);
+        }
+    }
+
+    let shipment_cost = u64::from(route.routing.shipment_cost_cents);
+    let (cost_cents, promise_ms) = match method {
+        Method::Pickup | Method::Curbside => (shipment_cost, ready_ms),
+        Method::SameDay => (shipment_cost + (f64::from(route.routing.km_cost_cents) * distance_km).round() as u64, {
+            let local = local_ms(route, ready_ms);
+            ready_ms + (DAY_MS - local % DAY_MS) - 1
+        }),
+        Method::Ship | Method::DropShip => (
+            shipment_cost + (f64::from(route.routing.km_cost_cents) * distance_km).round() as u64,
+            ready_ms + transit_days(route, distance_km) * DAY_MS,
+        ),
+    };
+    Ok(Candidate { location, method, distance_km, cost_cents, promise_ms, avail: SmallVec::new() })
+}
+
+/// What the planner found out about the order before choosing.
+struct Survey {
+    /// Distinct SKU ids of the order and the units asked of each.
+    skus: SmallVec<[(u32, u64); 8]>,
+    /// Per order line, its index in `skus`, or `None` for an unknown SKU.
+    line_sku: SmallVec<[Option<usize>; 8]>,
+    candidates: Vec<Candidate>,
+    excluded: Vec<Excluded>,
+    /// Per distinct SKU, units at every candidate together.
+    total_avail: SmallVec<[u64; 8]>,
+}
+
+/// The goal a plan is scored by.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Cheapest,
+    Fastest,
+    Nearest,
+}
+
+/// Plans the order. Returns `None` when a position the order reads counts a hold
+/// past its deadline that no sweep released yet; the caller sweeps and plans again.
+pub(crate) fn plan(
+    table: &RoutingTable,
+    catalog: &Catalog,
+    order: &Order<'_>,
+    destination: ResolvedDestination,
+    swept_until_ms: u64,
+) -> Option<PlanDraft> {
+    let point = UnitVector::from_degrees(destination.lat, destination.lon);
+    let survey = survey(table, catalog, order, &point, swept_until_ms)?;
+    let goal = match order.method {
+        RouteMethod::ShipCheapest => Goal::Cheapest,
+        RouteMethod::ShipFastest | RouteMethod::SameDay => Goal::Fastest,
+        RouteMethod::PickupAt { .. } | RouteMethod::PickupNearest { .. } => Goal::Nearest,
+    };
+    let earliest_promise_ms = survey
+        .candidates
+        .iter()
+        .filter(|candidate| candidate.avail.iter().any(|&units| units > 0))
+        .map(|candidate| candidate.promise_ms)
+        .min()
+        .unwrap_or(order.now_ms);
+
+    // Candidates in order of preference for a single shipment.
+    let mut ranked: Vec<usize> = (0..survey.candidates.len()).collect();
+    ranked.sort_by(|&a, &b| {
+        compare_single(table, &survey.candidates[a], &survey.candidates[b], goal, earliest_promise_ms)
+    });
+
+    let need: SmallVec<[u64; 8]> = survey.skus.iter().map(|&(_, units)| units).collect();
+    let max_shipments = if goal == Goal::Nearest { 1 } else { order.max_shipments as usize };
+    let single = ranked.iter().copied().find(|&index| {
+        survey.candidates[index].avail.iter().zip(&need).all(|(&avail, &need)| u64::from(avail) >= need)
+    });
+    let chosen: SmallVec<[usize; 4]> = match single {
+        Some(index) => SmallVec::from_slice(&[index]),
+        None if max_shipments >= 2 => choose_split(&survey, &ranked, &need, max_shipments, goal, earliest_promise_ms),
+        None if order.allow_partial => choose_split(&survey, &ranked, &need, 1, goal, earliest_promise_ms),
+        None => SmallVec::new(),
+    };
+    Some(assemble(table, order, destination, &survey, &chosen, &need, goal))
+}
+
+/// Reads every position of the order's SKUs and evaluates their locations.
+fn survey(
+    table: &RoutingTable,
+    catalog: &Catalog,
+    order: &Order<'_>,
+    destination: &UnitVector,
+    swept_until_ms: u64,
+) -> Option<Survey> {
+    let mut skus: SmallVec<[(u32, u64); 8]> = SmallVec::new();
+    let mut line_sku: SmallVec<[Option<usize>; 8]> = SmallVec::new();
+    for &(sku, quantity) in order.lines {
+        let Some(sku) = sku else {
+            line_sku.push(None);
+            continue;
+        };
+        let slot = match skus.iter().position(|&(id, _)| id == sku) {
+            Some(slot) => slot,
+            None => {
+                skus.push((sku, 0));
+                skus.len() - 1
+            }
+        };
+        skus[slot].1 += u64::from(quantity);
+        line_sku.push(Some(slot));
+    }
+
+    // Candidate index per location id, or EXCLUDED / UNSEEN.
+    const UNSEEN: u32 = u32::MAX;
+    const EXCLUDED: u32 = u32::MAX - 1;
+    let mut seen: hashbrown::HashMap<u32, u32, foldhash::fast::FixedState> = hashbrown::HashMap::default();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut excluded: Vec<Excluded> = Vec::new();
+    let mut due = false;
+    for (slot, &(sku, _)) in skus.iter().enumerate() {
+        catalog.for_each_position(sku, |_, position| {
+            let location = position.location();
+            if let Some(store) = order.pickup_store
+                && store != location
+            {
+                return;
+            }
+            let state = *seen.get(&location).unwrap_or(&UNSEEN);
+            let index = match state {
+                EXCLUDED => return,
+                UNSEEN => {
+                    if candidates.len() >= ROUTE_CANDIDATES_MAX {
+                        return;
+                    }
+                    match evaluate(table, catalog, order, destination, location) {
+                        Ok(mut candidate) => {
+                            candidate.avail.resize(skus.len(), 0);
+                            candidates.push(candidate);
+                            seen.insert(location, candidates.len() as u32 - 1);
+                            candidates.len() - 1
+                        }
+                        Err((distance_km, reason)) => {
+                            seen.insert(location, EXCLUDED);
+                            excluded.push(Excluded { location, distance_km, reason });
+                            return;
+                        }
+                    }
+                }
+                index => index as usize,
+            };
+            let counters = position.read();
+            if order.now_ms > swept_until_ms && counters.may_hold_expired(order.now_ms) {
+                due = true;
+            }
+            candidates[index].avail[slot] =
+                counters.atp(order.may_sell_safety_stock).clamp(0, i64::from(u32::MAX)) as u32;
+        });
+    }
+    if due {
+        return None;
+    }
+    let total_avail =
+        (0..skus.len()).map(|slot| candidates.iter().map(|candidate| u64::from(candidate.avail[slot])).sum()).collect();
+    Some(Survey { skus, line_sku, candidates, excluded, total_avail })
+}
+
+fn late_days(promise_ms: u64, earliest_promise_ms: u64) -> u64 {
+    promise_ms.saturating_sub(earliest_promise_ms).div_ceil(DAY_MS)
+}
+
+fn score_cents(cost_cents: u64, promise_ms: u64, earliest_promise_ms: u64) -> u64 {
+    cost_cents + LATE_DAY_COST_CENTS * late_days(promise_ms, earliest_promise_ms)
+}
+
+fn compare_single(
+    table: &RoutingTable,
+    a: &Candidate,
+    b: &Candidate,
+    goal: Goal,
+    earliest_promise_ms: u64,
+) -> CmpOrdering {
+    let primary = match goal {
+        Goal::Cheapest => score_cents(a.cost_cents, a.promise_ms, earliest_promise_ms).cmp(&score_cents(
+            b.cost_cents,
+            b.promise_ms,
+            earliest_promise_ms,
+        )),
+        Goal::Fastest => a.promise_ms.cmp(&b.promise_ms).then(a.cost_cents.cmp(&b.cost_cents)),
+        Goal::Nearest => CmpOrdering::Equal,
+    };
+    primary.then_with(|| tie_break(table, a.distance_km, a.location, b.distance_km, b.location))
+}
+
+fn tie_break(table: &RoutingTable, a_km: f64, a: u32, b_km: f64, b: u32) -> CmpOrdering {
+    a_km.total_cmp(&b_km).then_with(|| code(table, a).cmp(code(table, b)))
+}
+
+fn code(table: &RoutingTable, location: u32) -> &str {
+    table.locations[location as usize].as_ref().map_or("", |route| route.code.as_str())
+}
+
+/// Units of the still-needed SKUs a candidate covers.
+fn coverage(candidate: &Candidate, need: &[u64]) -> u64 {
+    candidate.avail.iter().zip(need).map(|(&avail, &need)| u64::from(avail).min(need)).sum()
+}
+
+/// Picks up to `max_shipments` locations when none fills the order alone: greedily by
+/// coverage (ties in `ranked` order), then, when two shipments fill the order, the
+/// best pair among the candidates that cover the most.
+fn choose_split(
+    survey: &Survey,
+    ranked: &[usize],
+    need: &[u64],
+    max_shipments: usize,
+    goal: Goal,
+    earliest_promise_ms: u64,
+) -> SmallVec<[usize; 4]> {
+    let candidates = &survey.candidates;
+    let mut chosen: SmallVec<[usize; 4]> = SmallVec::new();
+    let mut left: SmallVec<[u64; 8]> = SmallVec::from_slice(need);
+    while chosen.len() < max_shipments && left.iter().any(|&units| units > 0) {
+        let mut best: Option<(usize, u64)> = None;
+        for &index in ranked {
+            if chosen.contains(&index) {
+                continue;
+            }
+            let covered = coverage(&candidates[index], &left);
+            if covered > best.map_or(0, |(_, covered)| covered) {
+                best = Some((index, covered));
+            }
+        }
+        let Some((index, _)) = best else { break };
+        for (left, &avail) in left.iter_mut().zip(&candidates[index].avail) {
+            *left -= (*left).min(u64::from(avail));
+        }
+        chosen.push(index);
+    }
+
+    let filled = left.iter().all(|&units| units == 0);
+    if chosen.len() == 2 && filled {
+        let mut top: Vec<usize> = ranked.to_vec();
+        top.sort_by_key(|&index| std::cmp::Reverse(coverage(&candidates[index], need)));
+        top.truncate(PAIR_SEARCH_CANDIDATES);
+        let pair_key = |a: usize, b: usize| {
+            let (a, b) = (&candidates[a], &candidates[b]);
+            let promise_ms = a.promise_ms.max(b.promise_ms);
+            let cost = a.cost_cents + b.cost_cents;
+            let primary = match goal {
+                Goal::Fastest => (promise_ms, cost),
+                _ => (score_cents(cost, promise_ms, earliest_promise_ms), 0),
+            };
+            (primary, a.distance_km + b.distance_km)
+        };
+        let mut best = (chosen[0], chosen[1]);
+        let mut best_key = pair_key(best.0, best.1);
+        for (position, &a) in top.iter().enumerate() {
+            for &b in &top[position + 1..] {
+                let fills = candidates[a]
+                    .avail
+                    .iter()
+                    .zip(&candidates[b].avail)
+                    .zip(need)
+                    .all(|((&x, &y), &need)| u64::from(x) + u64::from(y) >= need);
+                if !fills {
+                    continue;
+                }
+                let key = pair_key(a, b);
+                let better = key.0 < best_key.0 || (key.0 == best_key.0 && key.1.total_cmp(&best_key.1).is_lt());
+                if better {
+                    best = (a, b);
+                    best_key = key;
+                }
+            }
+        }
+        chosen = SmallVec::from_slice(&[best.0, best.1]);
+        let rank = |index: usize| ranked.iter().position(|&ranked| ranked == index);
+        chosen.sort_by_key(|&index| rank(index));
+    }
+    chosen
+}
+
+/// Turns the chosen candidates into shipments, unfilled lines and explanations.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    table: &RoutingTable,
+    order: &Order<'_>,
+    destination: ResolvedDestination,
+    survey: &Survey,
+    chosen: &[usize],
+    need: &[u64],
+    goal: Goal,
+) -> PlanDraft {
+    let candidates = &survey.candidates;
+
+    // Units of each SKU each chosen location gives, earlier shipments first.
+    let mut give: SmallVec<[SmallVec<[u64; 8]>; 4]> = SmallVec::new();
+    let mut left: SmallVec<[u64; 8]> = SmallVec::from_slice(need);
+    for &index in chosen {
+        let units: SmallVec<[u64; 8]> = left
+            .iter_mut()
+            .zip(&candidates[index].avail)
+            .map(|(left, &avail)| {
+                let units = (*left).min(u64::from(avail));
+                *left -= units;
+                units
+            })
+            .collect();
+        give.push(units);
+    }
+    let filled = left.iter().all(|&units| units == 0);
+
+    // Hand each line its units from the shipments in order.
+    let mut shipments: Vec<Shipment> = Vec::new();
+    let mut drafts: SmallVec<[PlannedShipment; 2]> = SmallVec::new();
+    let mut line_left: SmallVec<[u32; 8]> = order.lines.iter().map(|&(_, quantity)| quantity).collect();
+    {
+        for (shipment_index, &index) in chosen.iter().enumerate() {
+            let candidate = &candidates[index];
+            let route = table.locations[candidate.location as usize].as_ref().expect("candidate is known");
+            let mut lines = Vec::new();
+            let mut draft_lines = SmallVec::new();
+            for (line, (&(sku, _), slot)) in order.lines.iter().zip(&survey.line_sku).enumerate() {
+                let (Some(sku), Some(slot)) = (sku, *slot) else { continue };
+                let units = (line_left[line] as u64).min(give[shipment_index][slot]) as u32;
+                if units == 0 {
+                    continue;
+                }
+                line_left[line] -= units;
+                give[shipment_index][slot] -= u64::from(units);
+                lines.push(ShipmentLine {
+                    line: line as u32,
+                    sku: String::new(),
+                    quantity: units,
+                    reservation_line: None,
+                });
+                draft_lines.push((line as u32, sku, NO_POSITION, units));
+            }
+            drafts.push(PlannedShipment {
+                location: candidate.location,
+                capacity_day: local_day(route, order.now_ms),
+                lines: draft_lines,
+            });
+            shipments.push(Shipment {
+                location: route.code.clone(),
+                method: candidate.method,
+                lines,
+                distance_km: candidate.distance_km,
+                cost_cents: candidate.cost_cents,
+                promise_ms: candidate.promise_ms,
+            });
+        }
+    }
+
+    // Lines with units left over, and why.
+    let enough_somewhere = |slot: usize| survey.total_avail[slot] >= survey.skus[slot].1;
+    let unfilled: Vec<UnfilledLine> = order
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|&(line, _)| line_left[line] > 0)
+        .map(|(line, &(_, quantity))| {
+            let reason = match survey.line_sku[line] {
+                None => UnfilledReason::UnknownSku,
+                Some(_) if goal == Goal::Nearest => UnfilledReason::PickupStoreCannotFill,
+                Some(slot) if enough_somewhere(slot) => UnfilledReason::ShipmentLimit,
+                Some(_) => UnfilledReason::InsufficientAtp,
+            };
+            UnfilledLine {
+                line: line as u32,
+                sku: String::new(),
+                requested: quantity,
+                unfilled: line_left[line],
+                reason,
+            }
+        })
+        .collect();
+
+    // A refused order holds nothing: keep only what went wrong.
+    if !filled && !order.allow_partial {
+        shipments.clear();
+        drafts.clear();
+    }
+
+    let explanations = order
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(line, _)| explain(table, survey, chosen, &shipments, line, goal))
+        .collect();
+    let cost_cents = shipments.iter().map(|shipment| shipment.cost_cents).sum();
+    PlanDraft { plan: Plan { destination, shipments, unfilled, explanations, cost_cents }, shipments: drafts }
+}
+
+/// Says why a line's first location won, and why the nearest location that was
+/// nearer lost.
+fn explain(
+    table: &RoutingTable,
+    survey: &Survey,
+    chosen: &[usize],
+    shipments: &[Shipment],
+    line: usize,
+    goal: Goal,
+) -> String {
+    let Some(slot) = survey.line_sku[line] else {
+        return "unknown SKU".to_owned();
+    };
+    let Some(shipment_index) = shipments
+        .iter()
+        .position(|shipment| shipment.lines.iter().any(|shipment_line| shipment_line.line as usize == line))
+    else {
+        return "no eligible location can fill it".to_owned();
+    };
+    let winner = &survey.candidates[chosen[shipment_index]];
+    let stocked: Vec<&Candidate> = survey.candidates.iter().filter(|candidate| candidate.avail[slot] > 0).collect();
+    let nearest_stocked = stocked.iter().all(|other| other.distance_km >= winner.distance_km);
+    let why = match (chosen.len(), goal) {
+        (_, Goal::Nearest) => "nearest store that fills the order",
+        (1, _) if nearest_stocked => "nearest with stock that fills the order",
+        (1, Goal::Cheapest) => "cheapest that fills the order",
+        (1, Goal::Fastest) => "soonest that fills the order",
+        _ => "split: no single location fills the order",
+    };
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "{}: {why}, {} available, {:.1} km",
+        code(table, winner.location),
+        winner.avail[slot],
+        winner.distance_km
+    );
+
+    // The nearest location nearer than the winner that stocks the SKU.
+    let mut rival: Option<(f64, u32, String)> = None;
+    for candidate in &survey.candidates {
+        if candidate.distance_km < winner.distance_km
+            && !chosen.iter().any(|&index| survey.candidates[index].location == candidate.location)
+        {
+            let reason = if candidate.avail[slot] == 0 {
+                "has none available".to_owned()
+            } else if u64::from(candidate.avail[slot]) < survey.skus[slot].1 {
+                format!("has {} available", candidate.avail[slot])
+            } else if goal == Goal::Fastest {
+                "arrives later".to_owned()
+            } else {
+                "cannot fill the rest of the order".to_owned()
+            };
+            if rival.as_ref().is_none_or(|(km, _, _)| candidate.distance_km < *km) {
+                rival = Some((candidate.distance_km, candidate.location, reason));
+            }
+        }
+    }
+    for excluded in &survey.excluded {
+        if excluded.distance_km < winner.distance_km
+            && rival.as_ref().is_none_or(|(km, _, _)| excluded.distance_km < *km)
+        {
+            rival = Some((excluded.distance_km, excluded.location, excluded.reason.describe().to_owned()));
+        }
+    }
+    if let Some((_, location, reason)) = rival {
+        let _ = write!(text, "; {} nearer but {reason}", code(table, location));
+    }
+    text
+}
