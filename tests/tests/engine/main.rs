@@ -6,3 +6,4 @@ mod crash;
 mod durability;
 mod model;
 mod property;
+mod routing;
