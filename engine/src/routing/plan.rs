@@ -488,7 +488,8 @@ fn assemble(
             .collect();
         give.push(units);
     }
-    let filled = left.iter().all(|&units| units == 0);
+    // A line of an unknown SKU is never filled.
+    let filled = left.iter().all(|&units| units == 0) && survey.line_sku.iter().all(Option::is_some);
 
     // Hand each line its units from the shipments in order.
     let mut shipments: Vec<Shipment> = Vec::new();

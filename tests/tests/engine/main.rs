@@ -7,3 +7,4 @@ mod durability;
 mod model;
 mod property;
 mod routing;
+mod routing_model;
