@@ -66,6 +66,19 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Measures routed reserves of 3-line orders over 200 locations in process,
+    /// without a log: latency on 1 thread and orders per second on 2 threads.
+    Routing {
+        /// Orders of the latency run.
+        #[arg(long, default_value_t = 100_000)]
+        orders: u64,
+        /// Seconds of each 2-thread run.
+        #[arg(long, default_value_t = 2.0)]
+        secs: f64,
+        /// 2-thread runs; the figure is their median.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Runs one workload for a while and prints its rate: a target for profilers.
     Run {
         /// The workload.
@@ -164,6 +177,12 @@ fn main() -> ExitCode {
                 }
                 eprintln!("wrote {}", path.display());
             }
+            ExitCode::SUCCESS
+        }
+        Command::Routing { orders, secs, runs } => {
+            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+            let figures = promesa_bench::routing::measure_routing(orders, Duration::from_secs_f64(secs), runs, now_ms);
+            println!("{}", serde_json::to_string_pretty(&figures).expect("the figures serialize"));
             ExitCode::SUCCESS
         }
         Command::Run { workload, threads, positions, lines, batch_skus, secs, prefill, log, acknowledge_batch } => {
