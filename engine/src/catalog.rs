@@ -19,6 +19,16 @@ use crate::routing::LocationRouting;
 use crate::routing::table::RoutingTable;
 use crate::wal::record::Record;
 
+/// Generation of the next routing table built in this process; 0 is the empty table
+/// every catalog starts with.
+static NEXT_ROUTING_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The routing table this thread used last, with its generation.
+    static ROUTING_TABLE_CACHE: std::cell::RefCell<Option<(u64, Arc<RoutingTable>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Index meaning "no position" in position links.
 pub(crate) const NO_POSITION: u32 = u32::MAX;
 
@@ -197,8 +207,11 @@ pub(crate) struct Catalog {
     position_table: GrowableTable<AtomicU32>,
     position_hasher: foldhash::fast::RandomState,
     writer: Mutex<()>,
-    /// What routing reads about every location and channel, rebuilt after a change.
-    routing_table: RwLock<Arc<RoutingTable>>,
+    /// What routing reads about every location and channel, rebuilt after a change,
+    /// with its generation.
+    routing_table: RwLock<(u64, Arc<RoutingTable>)>,
+    /// Generation of `routing_table`.
+    routing_generation: AtomicU64,
     /// Set by every location or channel change; the next routing call rebuilds.
     routing_stale: AtomicBool,
 }
@@ -218,7 +231,8 @@ impl Catalog {
             position_table: GrowableTable::with_entries(expected_positions),
             position_hasher: foldhash::fast::RandomState::default(),
             writer: Mutex::new(()),
-            routing_table: RwLock::new(Arc::new(RoutingTable::default())),
+            routing_table: RwLock::new((0, Arc::new(RoutingTable::default()))),
+            routing_generation: AtomicU64::new(0),
             routing_stale: AtomicBool::new(false),
         };
         // Every catalog starts with it, so it is not logged.
@@ -275,15 +289,31 @@ impl Catalog {
 
     /// Returns the routing table, rebuilding it first if a location or channel
     /// changed since it was built.
+    ///
+    /// Each thread keeps the last table it used with the table's generation, a number
+    /// unique in the process, so that the common call is one atomic load of a line
+    /// no thread writes, not a lock and a reference count shared by every thread.
     pub(crate) fn routing_table(&self) -> Arc<RoutingTable> {
         if self.routing_stale.load(Ordering::Acquire) {
             let _writer = self.writer.lock();
             if self.routing_stale.swap(false, Ordering::AcqRel) {
-                let table = RoutingTable::build(self);
-                *self.routing_table.write() = Arc::new(table);
+                let table = Arc::new(RoutingTable::build(self));
+                let generation = NEXT_ROUTING_GENERATION.fetch_add(1, Ordering::Relaxed);
+                *self.routing_table.write() = (generation, table);
+                self.routing_generation.store(generation, Ordering::Release);
             }
         }
-        self.routing_table.read().clone()
+        let generation = self.routing_generation.load(Ordering::Acquire);
+        ROUTING_TABLE_CACHE.with_borrow_mut(|cached| {
+            if let Some((cached_generation, table)) = cached
+                && *cached_generation == generation
+            {
+                return Arc::clone(table);
+            }
+            let (generation, table) = self.routing_table.read().clone();
+            *cached = Some((generation, Arc::clone(&table)));
+            table
+        })
     }
 
     #[inline]

@@ -32,6 +32,24 @@ pub const LATE_DAY_COST_CENTS: u64 = 200;
 /// Candidates with the most coverage that the exact two-shipment search pairs up.
 const PAIR_SEARCH_CANDIDATES: usize = 24;
 
+/// Mark in `Scratch::seen` of a location not looked at yet.
+const UNSEEN: u32 = u32::MAX;
+
+/// Buffers of the survey, kept per thread so that a plan allocates them once.
+#[derive(Default)]
+struct Scratch {
+    /// Per location id, its row in `locations`, or `UNSEEN`.
+    seen: Vec<u32>,
+    /// Location ids in the order the survey met them.
+    locations: Vec<u32>,
+    /// Per row, the ATP of each distinct SKU of the order.
+    avail: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
 /// Why a location that stocks a SKU of the order is not a candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Exclusion {
@@ -67,6 +85,10 @@ pub(crate) struct Candidate {
     pub promise_ms: u64,
     /// Units available per distinct SKU of the order.
     avail: SmallVec<[u32; 8]>,
+    /// What the goal ranks by, lower first: cost with the lateness penalty for the
+    /// cheapest, the promise for the fastest, 0 for the nearest; set once the
+    /// earliest promise is known.
+    score: (u64, u64),
 }
 
 /// A location that stocks a SKU of the order but cannot take it, kept to explain
@@ -129,7 +151,9 @@ fn transit_days(route: &LocationRoute, distance_km: f64) -> u64 {
     if let Some(band) = bands.iter().find(|band| distance_km <= f64::from(band.distance_km_max)) {
         return u64::from(band.days);
     }
-    ((distance_km / f64::from(route.routing.speed_km_per_day)).ceil() as u64).max(1)
+    let days = distance_km / f64::from(route.routing.speed_km_per_day);
+    let whole = days as u64;
+    (if (whole as f64) < days { whole + 1 } else { whole }).max(1)
 }
 
 /// Works out whether a location can take the order's method, and at what distance,
@@ -189,16 +213,16 @@ fn evaluate(
     let shipment_cost = u64::from(route.routing.shipment_cost_cents);
     let (cost_cents, promise_ms) = match method {
         Method::Pickup | Method::Curbside => (shipment_cost, ready_ms),
-        Method::SameDay => (shipment_cost + (f64::from(route.routing.km_cost_cents) * distance_km).round() as u64, {
+        Method::SameDay => (shipment_cost + (f64::from(route.routing.km_cost_cents) * distance_km + 0.5) as u64, {
             let local = local_ms(route, ready_ms);
             ready_ms + (DAY_MS - local % DAY_MS) - 1
         }),
         Method::Ship | Method::DropShip => (
-            shipment_cost + (f64::from(route.routing.km_cost_cents) * distance_km).round() as u64,
+            shipment_cost + (f64::from(route.routing.km_cost_cents) * distance_km + 0.5) as u64,
             ready_ms + transit_days(route, distance_km) * DAY_MS,
         ),
     };
-    Ok(Candidate { location, method, distance_km, cost_cents, promise_ms, avail: SmallVec::new() })
+    Ok(Candidate { location, method, distance_km, cost_cents, promise_ms, avail: SmallVec::new(), score: (0, 0) })
 }
 
 /// What the planner found out about the order before choosing.
@@ -207,8 +231,12 @@ struct Survey {
     skus: SmallVec<[(u32, u64); 8]>,
     /// Per order line, its index in `skus`, or `None` for an unknown SKU.
     line_sku: SmallVec<[Option<usize>; 8]>,
+    /// Eligible locations with some of the order's SKUs available.
     candidates: Vec<Candidate>,
+    /// Locations with some available that cannot take the order.
     excluded: Vec<Excluded>,
+    /// Locations that stock the order's SKUs with none available, and their distance.
+    empty: Vec<(u32, f64)>,
     /// Per distinct SKU, units at every candidate together.
     total_avail: SmallVec<[u64; 8]>,
 }
@@ -231,7 +259,7 @@ pub(crate) fn plan(
     swept_until_ms: u64,
 ) -> Option<PlanDraft> {
     let point = UnitVector::from_degrees(destination.lat, destination.lon);
-    let survey = survey(table, catalog, order, &point, swept_until_ms)?;
+    let mut survey = survey(table, catalog, order, &point, swept_until_ms)?;
     let goal = match order.method {
         RouteMethod::ShipCheapest => Goal::Cheapest,
         RouteMethod::ShipFastest | RouteMethod::SameDay => Goal::Fastest,
@@ -245,21 +273,36 @@ pub(crate) fn plan(
         .min()
         .unwrap_or(order.now_ms);
 
-    // Candidates in order of preference for a single shipment.
-    let mut ranked: Vec<usize> = (0..survey.candidates.len()).collect();
-    ranked.sort_by(|&a, &b| {
-        compare_single(table, &survey.candidates[a], &survey.candidates[b], goal, earliest_promise_ms)
-    });
-
+    for candidate in &mut survey.candidates {
+        candidate.score = match goal {
+            Goal::Cheapest => (score_cents(candidate.cost_cents, candidate.promise_ms, earliest_promise_ms), 0),
+            Goal::Fastest => (candidate.promise_ms, candidate.cost_cents),
+            Goal::Nearest => (0, 0),
+        };
+    }
     let need: SmallVec<[u64; 8]> = survey.skus.iter().map(|&(_, units)| units).collect();
     let max_shipments = if goal == Goal::Nearest { 1 } else { order.max_shipments as usize };
-    let single = ranked.iter().copied().find(|&index| {
-        survey.candidates[index].avail.iter().zip(&need).all(|(&avail, &need)| u64::from(avail) >= need)
-    });
+    let compare = |a: usize, b: usize| compare_single(table, &survey.candidates[a], &survey.candidates[b]);
+
+    // The best location that fills the whole order alone, found in one pass.
+    let fills_alone =
+        |candidate: &Candidate| candidate.avail.iter().zip(&need).all(|(&avail, &need)| u64::from(avail) >= need);
+    let mut single: Option<usize> = None;
+    for (index, candidate) in survey.candidates.iter().enumerate() {
+        if fills_alone(candidate) && single.is_none_or(|best| compare(index, best).is_lt()) {
+            single = Some(index);
+        }
+    }
+
     let chosen: SmallVec<[usize; 4]> = match single {
         Some(index) => SmallVec::from_slice(&[index]),
-        None if max_shipments >= 2 => choose_split(&survey, &ranked, &need, max_shipments, goal, earliest_promise_ms),
-        None if order.allow_partial => choose_split(&survey, &ranked, &need, 1, goal, earliest_promise_ms),
+        None if max_shipments >= 2 || order.allow_partial => {
+            // Candidates in order of preference, for the split's tie-breaks.
+            let mut ranked: Vec<usize> = (0..survey.candidates.len()).collect();
+            ranked.sort_by(|&a, &b| compare(a, b));
+            let shipments = if max_shipments >= 2 { max_shipments } else { 1 };
+            choose_split(&survey, &ranked, &need, shipments, goal, earliest_promise_ms)
+        }
         None => SmallVec::new(),
     };
     Some(assemble(table, order, destination, &survey, &chosen, &need, goal))
@@ -291,58 +334,78 @@ fn survey(
         line_sku.push(Some(slot));
     }
 
-    // Candidate index per location id, or EXCLUDED / UNSEEN.
-    const UNSEEN: u32 = u32::MAX;
-    const EXCLUDED: u32 = u32::MAX - 1;
-    let mut seen: hashbrown::HashMap<u32, u32, foldhash::fast::FixedState> = hashbrown::HashMap::default();
-    let mut candidates: Vec<Candidate> = Vec::new();
-    let mut excluded: Vec<Excluded> = Vec::new();
+    // First read the stock: per location seen, its ATP of each SKU, in a buffer
+    // reused from call to call. `SEEN` maps a location id to its row, and every entry
+    // set here is reset to UNSEEN before returning.
+    let width = skus.len();
     let mut due = false;
-    for (slot, &(sku, _)) in skus.iter().enumerate() {
-        catalog.for_each_position(sku, |_, position| {
-            let location = position.location();
-            if let Some(store) = order.pickup_store
-                && store != location
-            {
-                return;
-            }
-            let state = *seen.get(&location).unwrap_or(&UNSEEN);
-            let index = match state {
-                EXCLUDED => return,
-                UNSEEN => {
-                    if candidates.len() >= ROUTE_CANDIDATES_MAX {
-                        return;
-                    }
-                    match evaluate(table, catalog, order, destination, location) {
-                        Ok(mut candidate) => {
-                            candidate.avail.resize(skus.len(), 0);
-                            candidates.push(candidate);
-                            seen.insert(location, candidates.len() as u32 - 1);
-                            candidates.len() - 1
-                        }
-                        Err((distance_km, reason)) => {
-                            seen.insert(location, EXCLUDED);
-                            excluded.push(Excluded { location, distance_km, reason });
+    SCRATCH.with_borrow_mut(|scratch| {
+        let Scratch { seen, locations, avail } = scratch;
+        if seen.len() < table.locations.len() {
+            seen.resize(table.locations.len(), UNSEEN);
+        }
+        locations.clear();
+        avail.clear();
+        for (slot, &(sku, _)) in skus.iter().enumerate() {
+            catalog.for_each_position(sku, |_, position| {
+                let location = position.location();
+                if order.pickup_store.is_some_and(|store| store != location) {
+                    return;
+                }
+                let row = match seen[location as usize] {
+                    UNSEEN => {
+                        if locations.len() >= ROUTE_CANDIDATES_MAX {
                             return;
                         }
+                        seen[location as usize] = locations.len() as u32;
+                        locations.push(location);
+                        avail.resize(avail.len() + width, 0);
+                        locations.len() - 1
                     }
+                    row => row as usize,
+                };
+                let counters = position.read();
+                if order.now_ms > swept_until_ms && counters.may_hold_expired(order.now_ms) {
+                    due = true;
                 }
-                index => index as usize,
-            };
-            let counters = position.read();
-            if order.now_ms > swept_until_ms && counters.may_hold_expired(order.now_ms) {
-                due = true;
-            }
-            candidates[index].avail[slot] =
-                counters.atp(order.may_sell_safety_stock).clamp(0, i64::from(u32::MAX)) as u32;
-        });
-    }
+                avail[row * width + slot] =
+                    counters.atp(order.may_sell_safety_stock).clamp(0, i64::from(u32::MAX)) as u32;
+            });
+        }
+        for &location in locations.iter() {
+            seen[location as usize] = UNSEEN;
+        }
+    });
     if due {
         return None;
     }
+
+    // Then weigh only the locations with stock; the others are kept with their
+    // distance to explain choices.
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut excluded: Vec<Excluded> = Vec::new();
+    let mut empty: Vec<(u32, f64)> = Vec::new();
+    SCRATCH.with_borrow(|scratch| {
+        candidates.reserve(scratch.locations.len());
+        for (row, &location) in scratch.locations.iter().enumerate() {
+            let avail = &scratch.avail[row * width..(row + 1) * width];
+            if avail.iter().all(|&units| units == 0) {
+                let route = table.locations[location as usize].as_ref().expect("positions name known locations");
+                empty.push((location, route.point.distance_km(destination)));
+                continue;
+            }
+            match evaluate(table, catalog, order, destination, location) {
+                Ok(mut candidate) => {
+                    candidate.avail = SmallVec::from_slice(avail);
+                    candidates.push(candidate);
+                }
+                Err((distance_km, reason)) => excluded.push(Excluded { location, distance_km, reason }),
+            }
+        }
+    });
     let total_avail =
         (0..skus.len()).map(|slot| candidates.iter().map(|candidate| u64::from(candidate.avail[slot])).sum()).collect();
-    Some(Survey { skus, line_sku, candidates, excluded, total_avail })
+    Some(Survey { skus, line_sku, candidates, excluded, empty, total_avail })
 }
 
 fn late_days(promise_ms: u64, earliest_promise_ms: u64) -> u64 {
@@ -353,23 +416,8 @@ fn score_cents(cost_cents: u64, promise_ms: u64, earliest_promise_ms: u64) -> u6
     cost_cents + LATE_DAY_COST_CENTS * late_days(promise_ms, earliest_promise_ms)
 }
 
-fn compare_single(
-    table: &RoutingTable,
-    a: &Candidate,
-    b: &Candidate,
-    goal: Goal,
-    earliest_promise_ms: u64,
-) -> CmpOrdering {
-    let primary = match goal {
-        Goal::Cheapest => score_cents(a.cost_cents, a.promise_ms, earliest_promise_ms).cmp(&score_cents(
-            b.cost_cents,
-            b.promise_ms,
-            earliest_promise_ms,
-        )),
-        Goal::Fastest => a.promise_ms.cmp(&b.promise_ms).then(a.cost_cents.cmp(&b.cost_cents)),
-        Goal::Nearest => CmpOrdering::Equal,
-    };
-    primary.then_with(|| tie_break(table, a.distance_km, a.location, b.distance_km, b.location))
+fn compare_single(table: &RoutingTable, a: &Candidate, b: &Candidate) -> CmpOrdering {
+    a.score.cmp(&b.score).then_with(|| tie_break(table, a.distance_km, a.location, b.distance_km, b.location))
 }
 
 fn tie_break(table: &RoutingTable, a_km: f64, a: u32, b_km: f64, b: u32) -> CmpOrdering {
@@ -593,8 +641,8 @@ fn explain(
         return "no eligible location can fill it".to_owned();
     };
     let winner = &survey.candidates[chosen[shipment_index]];
-    let stocked: Vec<&Candidate> = survey.candidates.iter().filter(|candidate| candidate.avail[slot] > 0).collect();
-    let nearest_stocked = stocked.iter().all(|other| other.distance_km >= winner.distance_km);
+    let nearest_stocked =
+        survey.candidates.iter().all(|other| other.avail[slot] == 0 || other.distance_km >= winner.distance_km);
     let why = match (chosen.len(), goal) {
         (_, Goal::Nearest) => "nearest store that fills the order",
         (1, _) if nearest_stocked => "nearest with stock that fills the order",
@@ -602,7 +650,7 @@ fn explain(
         (1, Goal::Fastest) => "soonest that fills the order",
         _ => "split: no single location fills the order",
     };
-    let mut text = String::new();
+    let mut text = String::with_capacity(96);
     let _ = write!(
         text,
         "{}: {why}, {} available, {:.1} km",
@@ -611,35 +659,41 @@ fn explain(
         winner.distance_km
     );
 
-    // The nearest location nearer than the winner that stocks the SKU.
-    let mut rival: Option<(f64, u32, String)> = None;
+    // The nearest location nearer than the winner that stocks the SKU, and why it lost.
+    let mut nearest_candidate: Option<&Candidate> = None;
     for candidate in &survey.candidates {
-        if candidate.distance_km < winner.distance_km
-            && !chosen.iter().any(|&index| survey.candidates[index].location == candidate.location)
+        let nearer = candidate.distance_km < winner.distance_km
+            && nearest_candidate.is_none_or(|nearest| candidate.distance_km < nearest.distance_km);
+        if nearer && !chosen.iter().any(|&index| survey.candidates[index].location == candidate.location) {
+            nearest_candidate = Some(candidate);
+        }
+    }
+    let excluded = survey
+        .excluded
+        .iter()
+        .map(|excluded| (excluded.location, excluded.distance_km, excluded.reason.describe()))
+        .chain(survey.empty.iter().map(|&(location, distance_km)| (location, distance_km, "has none available")));
+    let nearest_excluded =
+        excluded.filter(|&(_, distance_km, _)| distance_km < winner.distance_km).min_by(|a, b| a.1.total_cmp(&b.1));
+    match (nearest_candidate, nearest_excluded) {
+        (_, Some((location, distance_km, reason)))
+            if nearest_candidate.is_none_or(|candidate| distance_km < candidate.distance_km) =>
         {
-            let reason = if candidate.avail[slot] == 0 {
-                "has none available".to_owned()
-            } else if u64::from(candidate.avail[slot]) < survey.skus[slot].1 {
-                format!("has {} available", candidate.avail[slot])
-            } else if goal == Goal::Fastest {
-                "arrives later".to_owned()
-            } else {
-                "cannot fill the rest of the order".to_owned()
+            let _ = write!(text, "; {} nearer but {reason}", code(table, location));
+        }
+        (Some(candidate), _) => {
+            let _ = write!(text, "; {} nearer but ", code(table, candidate.location));
+            let fills_alone =
+                candidate.avail.iter().zip(&survey.skus).all(|(&avail, &(_, need))| u64::from(avail) >= need);
+            let _ = match candidate.avail[slot] {
+                0 => write!(text, "has none available"),
+                units if u64::from(units) < survey.skus[slot].1 => write!(text, "has {units} available"),
+                _ if !fills_alone => write!(text, "cannot fill the whole order"),
+                _ if goal == Goal::Fastest => write!(text, "arrives later"),
+                _ => write!(text, "costs more"),
             };
-            if rival.as_ref().is_none_or(|(km, _, _)| candidate.distance_km < *km) {
-                rival = Some((candidate.distance_km, candidate.location, reason));
-            }
         }
-    }
-    for excluded in &survey.excluded {
-        if excluded.distance_km < winner.distance_km
-            && rival.as_ref().is_none_or(|(km, _, _)| excluded.distance_km < *km)
-        {
-            rival = Some((excluded.distance_km, excluded.location, excluded.reason.describe().to_owned()));
-        }
-    }
-    if let Some((_, location, reason)) = rival {
-        let _ = write!(text, "; {} nearer but {reason}", code(table, location));
+        _ => {}
     }
     text
 }

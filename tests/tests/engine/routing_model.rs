@@ -32,6 +32,9 @@ struct ModelLocation {
     in_channel: bool,
 }
 
+/// A shipment of a held reservation: its location and (SKU, units) per line.
+type ModelShipment = (String, Vec<(String, u32)>);
+
 /// What the engine should hold.
 #[derive(Default, Debug)]
 struct Model {
@@ -40,8 +43,8 @@ struct Model {
     stock: HashMap<(String, String), (u32, u32)>,
     /// Orders routed to each location today.
     capacity_used: HashMap<String, u32>,
-    /// Reservation id to its shipments: (location, [(SKU, units)]).
-    reservations: HashMap<String, Vec<(String, Vec<(String, u32)>)>>,
+    /// Reservation id to its shipments.
+    reservations: HashMap<String, Vec<ModelShipment>>,
 }
 
 impl Model {
