@@ -176,6 +176,9 @@ impl Engine {
         };
         match locations {
             None => self.catalog.for_each_position(sku_id, |index, position| {
+                if position.location() & crate::supply::INBOUND_LOCATION_BIT != 0 {
+                    return;
+                }
                 let counters = self.read_position(index, now_ms);
                 add(position.location(), PositionAvailability::from_counters(&counters, may_sell_safety_stock));
             }),

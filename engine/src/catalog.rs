@@ -255,6 +255,9 @@ impl Catalog {
         validate_location(spec)?;
         let _writer = self.writer.lock();
 
+        if self.locations.get(&spec.code).is_none() && self.location_count() as u32 >= crate::limits::LOCATIONS_MAX {
+            return Err(crate::error::LocationError::TooManyLocations);
+        }
         let (id, new) = self.locations.intern(&spec.code).ok_or(crate::error::LocationError::TooManyLocations)?;
         if new {
             self.location_records.push_with(|_| {}).expect("location ids and records grow together");

@@ -72,7 +72,7 @@ pub enum LocationError {
         lon: f64,
     },
     /// Every location id is in use.
-    #[error("too many locations; the limit is {} locations", crate::limits::CODES_MAX)]
+    #[error("too many locations; the limit is {} locations", crate::limits::LOCATIONS_MAX)]
     TooManyLocations,
     /// A UTC offset outside -12:00..=+14:00.
     #[error("location {code}: utc_offset_minutes {minutes} is not within -720..=840")]
@@ -430,6 +430,17 @@ pub enum ReservationError {
         requested: u32,
         /// Units on hand.
         on_hand: u32,
+    },
+    /// Fulfilment of a line promised against inbound supply.
+    #[error(
+        "reservation {id}: line {line} is backordered against inbound supply; adjust on hand when the receipt \
+         arrives, release the backorder and reserve the units again"
+    )]
+    Backordered {
+        /// Reservation id.
+        id: String,
+        /// Line index.
+        line: usize,
     },
     /// An extend to a deadline not later than the current one.
     #[error("reservation {id}: new deadline {deadline_ms} ms is not later than the current {current_ms} ms")]

@@ -40,6 +40,7 @@ pub mod routing;
 pub mod snapshot;
 mod stats;
 mod stock;
+pub mod supply;
 pub mod wal;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -132,6 +133,7 @@ pub struct Engine {
     counters: Counters,
     journal: Journal,
     postal: routing::postal::PostalTable,
+    supply: supply::Supply,
     /// Set for an engine opened on a log.
     snapshots: Option<snapshot::Snapshots>,
 }
@@ -164,6 +166,7 @@ impl Engine {
             counters: Counters::default(),
             journal: Journal::default(),
             postal: routing::postal::PostalTable::default(),
+            supply: supply::Supply::default(),
             snapshots: None,
         }
     }

@@ -43,6 +43,9 @@ pub const ADJUSTMENT_IDS_MAX_DEFAULT: u64 = 10_000_000;
 /// value is reserved as "none").
 pub const CODES_MAX: u32 = u32::MAX - 1;
 
+/// Most locations: location ids stay below the bit that marks inbound supply positions.
+pub const LOCATIONS_MAX: u32 = crate::supply::INBOUND_LOCATION_BIT;
+
 /// Maximum number of positions in the engine (position indexes are 32-bit, and one value is
 /// reserved as "none").
 pub const POSITIONS_MAX: u32 = u32::MAX - 1;

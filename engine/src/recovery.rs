@@ -84,6 +84,8 @@ struct ReplayFilter {
     catalog_lsn: u64,
     /// Below it, a record may name a reservation the snapshot forgot.
     reservations_lsn: u64,
+    /// Receipt records ending at or below it are in the snapshot's supply ledger.
+    supply_lsn: u64,
 }
 
 impl Engine {
@@ -112,6 +114,7 @@ impl Engine {
                 filter = ReplayFilter {
                     catalog_lsn: image.catalog_lsn.to_native(),
                     reservations_lsn: image.reservations_lsn.to_native(),
+                    supply_lsn: image.supply_lsn.to_native(),
                 };
                 from_lsn = image.start_lsn.to_native();
                 snapshot_end_lsn = image.end_lsn.to_native();
@@ -282,6 +285,33 @@ impl Engine {
                 self.replay_extended(operation(&id, &op_id, fingerprint), deadline_ms)
             }
             Record::Expired { id, .. } => self.replay_expired(operation(&id, "", 0)),
+            Record::SupplyAdded { receipt_id, position, quantity, arrival_ms, inbound, .. } => {
+                self.replay_position(position, end_lsn, |counters| counters.on_hand = inbound)?;
+                if end_lsn > filter.supply_lsn {
+                    let receipt = crate::supply::Receipt { position, quantity, arrival_ms };
+                    self.supply.ledger.lock().insert(&receipt_id, receipt);
+                }
+                Ok(())
+            }
+            Record::SupplyMoved { receipt_id, arrival_ms, .. } => {
+                if end_lsn > filter.supply_lsn {
+                    let mut ledger = self.supply.ledger.lock();
+                    let receipt = ledger.receipts.get_mut(receipt_id.as_str());
+                    receipt.ok_or_else(|| format!("move of unknown receipt {receipt_id}"))?.arrival_ms = arrival_ms;
+                }
+                Ok(())
+            }
+            Record::SupplyCancelled { receipt_id, position, inbound, .. } => {
+                self.replay_position(position, end_lsn, |counters| counters.on_hand = inbound)?;
+                if end_lsn > filter.supply_lsn {
+                    self.supply
+                        .ledger
+                        .lock()
+                        .remove(&receipt_id)
+                        .ok_or_else(|| format!("cancel of unknown receipt {receipt_id}"))?;
+                }
+                Ok(())
+            }
             // Upserts of the same rows in log order end in the same table, whether or
             // not the snapshot already had them.
             Record::PostalCodesUpserted { rows, .. } => {

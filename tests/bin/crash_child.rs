@@ -243,6 +243,7 @@ impl Request {
                 let policy = match request.policy {
                     Policy::AllOrNothing => "all-or-nothing",
                     Policy::Partial => "partial",
+                    Policy::Backorder => "backorder",
                 };
                 let lines: Vec<String> = request
                     .lines

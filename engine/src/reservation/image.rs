@@ -70,6 +70,7 @@ impl Reservation {
         let policy = match image.policy {
             0 => Policy::AllOrNothing,
             1 => Policy::Partial,
+            2 => Policy::Backorder,
             other => return Err(format!("reservation {id}: policy {other} is not known")),
         };
 

@@ -30,6 +30,7 @@ use crate::limits::{
     LINE_QUANTITY_MAX, LINES_PER_RESERVATION_MAX, OPERATION_ID_LEN_MAX, RESERVATION_ID_LEN_MAX, TTL_MS_MAX, TTL_MS_MIN,
 };
 use crate::position::PositionGuard;
+use crate::supply::INBOUND_LOCATION_BIT;
 use crate::wal::record::{LineMove, MoveKind, Record, ReservedLine, RoutedRecord};
 use table::{Line, OperationRecord, Reservation, Shard};
 use types::*;
@@ -97,6 +98,8 @@ pub(crate) struct ResolvedLine {
     pub location: u32,
     pub position: u32,
     pub quantity: u32,
+    /// Taken from the inbound twin position (a backorder).
+    pub backordered: bool,
 }
 
 /// What a reserve, routed or not, asks to hold.
@@ -182,7 +185,7 @@ impl Engine {
         let (channel, may_sell_safety_stock) = self
             .resolve_channel(request.channel.as_deref())
             .ok_or_else(|| ReserveError::UnknownChannel { code: request.channel.clone().unwrap_or_default() })?;
-        let resolved = self.resolve_lines(request);
+        let resolved = self.resolve_lines(request, may_sell_safety_stock, now_ms);
         let unresolved: Vec<_> = resolved
             .iter()
             .zip(&request.lines)
@@ -245,8 +248,13 @@ impl Engine {
                 continue;
             }
 
-            let outcome =
+            let mut outcome =
                 plan_reserve(hold.policy, hold.lines, &touched, &guards, hold.may_sell_safety_stock, deadline_ms);
+            for (line, result) in hold.lines.iter().zip(outcome.lines.iter_mut()) {
+                if line.backordered && result.status == LineStatus::Held {
+                    result.status = LineStatus::Backordered;
+                }
+            }
             if !outcome.held_any() {
                 return Ok(HoldOutcome::New(outcome));
             }
@@ -326,7 +334,12 @@ impl Engine {
         Ok(())
     }
 
-    fn resolve_lines(&self, request: &ReserveRequest) -> SmallVec<[ResolvedLine; 4]> {
+    fn resolve_lines(
+        &self,
+        request: &ReserveRequest,
+        may_sell_safety_stock: bool,
+        now_ms: u64,
+    ) -> SmallVec<[ResolvedLine; 4]> {
         request
             .lines
             .iter()
@@ -337,6 +350,7 @@ impl Engine {
                     location: NO_POSITION,
                     position: NO_POSITION,
                     quantity: line.quantity as u32,
+                    backordered: false,
                 };
                 let sku = self.catalog.skus.get(&line.sku);
                 let location = self.catalog.locations.get(&line.location);
@@ -357,6 +371,24 @@ impl Engine {
                         None => Some(LineStatus::InsufficientAtp),
                     },
                 };
+                // A backorder takes a line that current ATP cannot fill from the inbound
+                // twin, whose ATP is the free inbound supply. Deciding on a lock-free
+                // read can only backorder a line that stock freed in the meantime could
+                // have filled; the hold checks the twin's ATP under its lock.
+                if request.policy == Policy::Backorder
+                    && matches!(resolved.status, None | Some(LineStatus::InsufficientAtp))
+                    && let Some(sku) = sku
+                {
+                    let short = resolved.position == NO_POSITION
+                        || self.read_position(resolved.position, now_ms).atp(may_sell_safety_stock)
+                            < i64::from(resolved.quantity);
+                    let twin = self.catalog.find_position(sku, resolved.location | INBOUND_LOCATION_BIT);
+                    if short && let Some(twin) = twin {
+                        resolved.position = twin;
+                        resolved.status = None;
+                        resolved.backordered = true;
+                    }
+                }
                 resolved
             })
             .collect()
@@ -468,6 +500,14 @@ impl Engine {
             let moved = units_to_move(reservation, &request.units, state, now_ms, |line| line.held + line.allocated)?;
             if moved.iter().all(|&units| units == 0) {
                 return Err(nothing_or_expired(reservation, state, now_ms));
+            }
+            let backordered = reservation
+                .lines
+                .iter()
+                .zip(&moved)
+                .position(|(line, &units)| units > 0 && line.status == LineStatus::Backordered);
+            if let Some(line) = backordered {
+                return Err(ReservationError::Backordered { id: reservation.id.to_string(), line });
             }
             let mut guards = engine.lock_lines(reservation, &moved);
 
@@ -846,7 +886,7 @@ fn plan_reserve(
                 lines.push(outcome);
             }
         }
-        Policy::AllOrNothing => {
+        Policy::AllOrNothing | Policy::Backorder => {
             // Lines on one position are checked against their sum.
             let mut fits = true;
             for line in resolved {

@@ -18,6 +18,7 @@ pub(crate) fn line_status(code: u8) -> Result<LineStatus, String> {
         4 => LineStatus::InactiveLocation,
         5 => LineStatus::InsufficientAtp,
         6 => LineStatus::NotAttempted,
+        7 => LineStatus::Backordered,
         other => return Err(format!("line status {other} is not known")),
     })
 }
@@ -42,6 +43,7 @@ impl Engine {
         let policy = match fields.policy {
             0 => Policy::AllOrNothing,
             1 => Policy::Partial,
+            2 => Policy::Backorder,
             other => return Err(format!("policy {other} is not known")),
         };
         let mut lines: SmallVec<[Line; 1]> = SmallVec::with_capacity(fields.lines.len());

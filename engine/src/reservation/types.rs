@@ -11,6 +11,9 @@ pub enum Policy {
     AllOrNothing = 0,
     /// Hold what is available, earlier lines first, and report each line's quantity.
     Partial = 1,
+    /// All-or-nothing, and a line that current ATP cannot fill is backordered against
+    /// the location's free inbound supply (a pre-order), reported per line.
+    Backorder = 2,
 }
 
 /// One line of a reserve request.
@@ -59,6 +62,9 @@ pub enum LineStatus {
     InsufficientAtp = 5,
     /// All-or-nothing policy: this line could be held, but another line could not.
     NotAttempted = 6,
+    /// Backorder policy: the full quantity is promised against inbound supply and
+    /// counted as backordered, not reserved.
+    Backordered = 7,
 }
 
 impl LineStatus {

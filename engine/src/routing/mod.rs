@@ -176,6 +176,7 @@ impl Engine {
                         location: shipment.location,
                         position,
                         quantity: units,
+                        backordered: false,
                     });
                     order_lines.push(line);
                 }

@@ -349,7 +349,9 @@ fn survey(
         for (slot, &(sku, _)) in skus.iter().enumerate() {
             catalog.for_each_position(sku, |_, position| {
                 let location = position.location();
-                if order.pickup_store.is_some_and(|store| store != location) {
+                if location & crate::supply::INBOUND_LOCATION_BIT != 0
+                    || order.pickup_store.is_some_and(|store| store != location)
+                {
                     return;
                 }
                 let row = match seen[location as usize] {

@@ -38,6 +38,16 @@ pub(crate) struct ChannelImage {
     pub locations: Option<Vec<u32>>,
 }
 
+/// An open receipt of inbound supply.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReceiptImage {
+    pub receipt_id: String,
+    /// The inbound twin position.
+    pub position: u32,
+    pub quantity: u32,
+    pub arrival_ms: u64,
+}
+
 /// A row of the postal-code table.
 #[derive(rkyv::Archive, rkyv::Serialize, Debug, Clone, PartialEq)]
 pub(crate) struct PostalImage {
@@ -153,6 +163,11 @@ pub(crate) struct EngineImage {
     pub channels: Vec<ChannelImage>,
     /// The postal-code table, copied with the catalog.
     pub postal_codes: Vec<PostalImage>,
+    /// The next LSN when the supply ledger was copied: receipt records below it are in
+    /// `receipts`.
+    pub supply_lsn: u64,
+    /// Open receipts of inbound supply.
+    pub receipts: Vec<ReceiptImage>,
     /// SKU codes by SKU id.
     pub skus: Vec<String>,
     pub positions: Vec<PositionImage>,
@@ -286,6 +301,8 @@ mod tests {
                 lat: 19.41,
                 lon: -99.16,
             }],
+            supply_lsn: 12,
+            receipts: vec![ReceiptImage { receipt_id: "PO-1".into(), position: 1, quantity: 500, arrival_ms: 9_000 }],
             skus: vec!["SKU-1".into()],
             positions: vec![PositionImage {
                 sku: 0,

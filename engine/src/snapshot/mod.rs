@@ -31,7 +31,7 @@ use crate::journal::Journal;
 use crate::wal::scan::parse_segment_name;
 use crate::wal::storage::Storage;
 use crate::wal::writer::LogError;
-use image::{ArchivedEngineImage, ChannelImage, EngineImage, LocationImage, PositionImage, PostalImage};
+use image::{ArchivedEngineImage, ChannelImage, EngineImage, LocationImage, PositionImage, PostalImage, ReceiptImage};
 
 pub use image::{ImageError, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC};
 
@@ -308,6 +308,22 @@ impl Engine {
             .into_iter()
             .map(|row| PostalImage { country: row.country, postal_code: row.postal_code, lat: row.lat, lon: row.lon })
             .collect();
+        // Receipt records are logged under the ledger's lock, so the LSN read under it
+        // splits them into those the copy holds and those replay applies.
+        let (supply_lsn, receipts) = timer.hold(|| {
+            let ledger = self.supply.ledger.lock();
+            let receipts: Vec<ReceiptImage> = ledger
+                .receipts
+                .iter()
+                .map(|(id, receipt)| ReceiptImage {
+                    receipt_id: id.to_string(),
+                    position: receipt.position,
+                    quantity: receipt.quantity,
+                    arrival_ms: receipt.arrival_ms,
+                })
+                .collect();
+            (log.next_lsn(), receipts)
+        });
         // Codes and position keys never change once published.
         let skus: Vec<String> =
             (0..sku_count as u32).map(|id| self.catalog.skus.code(id).unwrap_or_default().to_owned()).collect();
@@ -349,6 +365,8 @@ impl Engine {
             locations,
             channels,
             postal_codes,
+            supply_lsn,
+            receipts,
             skus,
             positions,
             reservations,
@@ -413,6 +431,15 @@ impl Engine {
             })
             .collect();
         self.postal.upsert(&postal_codes);
+        let mut ledger = self.supply.ledger.lock();
+        for receipt in image.receipts.iter() {
+            let restored = crate::supply::Receipt {
+                position: receipt.position.to_native(),
+                quantity: receipt.quantity.to_native(),
+                arrival_ms: receipt.arrival_ms.to_native(),
+            };
+            ledger.insert(receipt.receipt_id.as_str(), restored);
+        }
         Ok(())
     }
 }
@@ -428,7 +455,8 @@ impl Engine {
         }
         for (index, position) in image.positions.iter().enumerate() {
             let (sku, location) = (position.sku.to_native(), position.location.to_native());
-            if sku as usize >= image.skus.len() || location as usize >= image.locations.len() {
+            let real_location = location & !crate::supply::INBOUND_LOCATION_BIT;
+            if sku as usize >= image.skus.len() || real_location as usize >= image.locations.len() {
                 return Err(format!("position {index} names SKU {sku} or location {location}, which do not exist"));
             }
             let created = self.catalog.create_position_locked(sku, location).map_err(|error| error.to_string())?;

@@ -231,6 +231,41 @@ pub enum Record {
         /// Reservation id.
         id: String,
     },
+    /// An expected receipt added; the inbound twin position's on hand becomes `inbound`.
+    SupplyAdded {
+        /// Engine time.
+        now_ms: u64,
+        /// Receipt id.
+        receipt_id: String,
+        /// The inbound twin position.
+        position: u32,
+        /// Units expected.
+        quantity: u32,
+        /// Expected arrival.
+        arrival_ms: u64,
+        /// The twin's on hand after the change.
+        inbound: u32,
+    },
+    /// A receipt's arrival moved.
+    SupplyMoved {
+        /// Engine time.
+        now_ms: u64,
+        /// Receipt id.
+        receipt_id: String,
+        /// The new expected arrival.
+        arrival_ms: u64,
+    },
+    /// A receipt cancelled; the twin's on hand becomes `inbound`.
+    SupplyCancelled {
+        /// Engine time.
+        now_ms: u64,
+        /// Receipt id.
+        receipt_id: String,
+        /// The inbound twin position.
+        position: u32,
+        /// The twin's on hand after the change.
+        inbound: u32,
+    },
     /// Postal codes or region prefixes inserted or replaced.
     PostalCodesUpserted {
         /// Engine time.
@@ -255,6 +290,9 @@ impl Record {
             Record::Extended { .. } => 9,
             Record::Expired { .. } => 10,
             Record::PostalCodesUpserted { .. } => 11,
+            Record::SupplyAdded { .. } => 12,
+            Record::SupplyMoved { .. } => 13,
+            Record::SupplyCancelled { .. } => 14,
         }
     }
 
@@ -271,7 +309,10 @@ impl Record {
             | Record::Moved { now_ms, .. }
             | Record::Extended { now_ms, .. }
             | Record::Expired { now_ms, .. }
-            | Record::PostalCodesUpserted { now_ms, .. } => *now_ms,
+            | Record::PostalCodesUpserted { now_ms, .. }
+            | Record::SupplyAdded { now_ms, .. }
+            | Record::SupplyMoved { now_ms, .. }
+            | Record::SupplyCancelled { now_ms, .. } => *now_ms,
         }
     }
 
@@ -395,6 +436,25 @@ impl Record {
             Record::Expired { now_ms, id } => {
                 out.u64(*now_ms);
                 out.string(id);
+            }
+            Record::SupplyAdded { now_ms, receipt_id, position, quantity, arrival_ms, inbound } => {
+                out.u64(*now_ms);
+                out.string(receipt_id);
+                out.u32(*position);
+                out.u32(*quantity);
+                out.u64(*arrival_ms);
+                out.u32(*inbound);
+            }
+            Record::SupplyMoved { now_ms, receipt_id, arrival_ms } => {
+                out.u64(*now_ms);
+                out.string(receipt_id);
+                out.u64(*arrival_ms);
+            }
+            Record::SupplyCancelled { now_ms, receipt_id, position, inbound } => {
+                out.u64(*now_ms);
+                out.string(receipt_id);
+                out.u32(*position);
+                out.u32(*inbound);
             }
             Record::PostalCodesUpserted { now_ms, rows } => {
                 out.u64(*now_ms);
@@ -526,6 +586,21 @@ impl Record {
                 }
                 Record::PostalCodesUpserted { now_ms, rows }
             }
+            12 => Record::SupplyAdded {
+                now_ms: input.u64()?,
+                receipt_id: input.string()?,
+                position: input.u32()?,
+                quantity: input.u32()?,
+                arrival_ms: input.u64()?,
+                inbound: input.u32()?,
+            },
+            13 => Record::SupplyMoved { now_ms: input.u64()?, receipt_id: input.string()?, arrival_ms: input.u64()? },
+            14 => Record::SupplyCancelled {
+                now_ms: input.u64()?,
+                receipt_id: input.string()?,
+                position: input.u32()?,
+                inbound: input.u32()?,
+            },
             other => return Err(RecordError::Field { field: "record type", value: u64::from(other) }),
         };
         input.finish()?;
@@ -831,6 +906,16 @@ mod tests {
             may_sell_safety_stock: false,
             locations: Some(vec![0, 2, 7]),
         });
+        check_round_trip(Record::SupplyAdded {
+            now_ms: 1,
+            receipt_id: "PO-1".into(),
+            position: 3,
+            quantity: 500,
+            arrival_ms: 2_000,
+            inbound: 700,
+        });
+        check_round_trip(Record::SupplyMoved { now_ms: 1, receipt_id: "PO-1".into(), arrival_ms: 3_000 });
+        check_round_trip(Record::SupplyCancelled { now_ms: 1, receipt_id: "PO-1".into(), position: 3, inbound: 200 });
         check_round_trip(Record::PostalCodesUpserted {
             now_ms: 1,
             rows: vec![

@@ -716,6 +716,7 @@ fn check_reserve_outcome(request: &ReserveRequest, outcome: &ReserveOutcome, now
                 assert_eq!(result.held, result.requested, "{id}: all-or-nothing held some units: {outcome:?}");
             }
         }
+        Policy::Backorder => unreachable!("the workload makes no backorders"),
         Policy::AllOrNothing => {
             for result in &outcome.lines {
                 let not_held = matches!(result.status, LineStatus::InsufficientAtp | LineStatus::NotAttempted);

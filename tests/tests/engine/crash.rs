@@ -1111,6 +1111,9 @@ impl LogReplay {
                 self.reservations.insert(id, lines);
             }
             Record::Extended { .. } | Record::PostalCodesUpserted { .. } => {}
+            Record::SupplyAdded { .. } | Record::SupplyMoved { .. } | Record::SupplyCancelled { .. } => {
+                return Err("the crash workload adds no inbound supply".into());
+            }
             Record::Expired { id, .. } => {
                 let mut lines = self.reservations.remove(&id).ok_or_else(|| format!("expiry of unknown {id}"))?;
                 for line in &mut lines {

@@ -8,3 +8,4 @@ mod model;
 mod property;
 mod routing;
 mod routing_model;
+mod supply;

@@ -493,6 +493,7 @@ impl Model {
         let lines = match request.policy {
             Policy::AllOrNothing => self.plan_all_or_nothing(request, &blocks, may_sell_safety_stock),
             Policy::Partial => self.plan_partial(request, &blocks, may_sell_safety_stock),
+            Policy::Backorder => unreachable!("the model has no inbound supply"),
         };
         let outcome = ReserveOutcome { replayed: false, deadline_ms, lines: lines.iter().copied().collect() };
         // A reserve that holds nothing leaves no record, so a retry is judged afresh.

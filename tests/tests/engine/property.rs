@@ -494,7 +494,7 @@ fn repeated(earlier: &Request, change: RepeatChange) -> Request {
             2 => {
                 reserve.policy = match reserve.policy {
                     Policy::AllOrNothing => Policy::Partial,
-                    Policy::Partial => Policy::AllOrNothing,
+                    Policy::Partial | Policy::Backorder => Policy::AllOrNothing,
                 };
             }
             _ => {
