@@ -99,7 +99,8 @@ pub enum SupplyError {
     },
     /// A quantity of 0 or above the counter limit, or a total inbound above it.
     #[error(
-        "receipt {receipt_id}: quantity {quantity} is outside 1..={POSITION_UNITS_MAX} or takes the inbound total past it"
+        "receipt {receipt_id}: quantity {quantity} is outside 1..={POSITION_UNITS_MAX} or takes the inbound total \
+         past it"
     )]
     QuantityOutOfRange {
         /// Receipt id.
