@@ -417,8 +417,13 @@ impl Catalog {
         let Some(record) = self.sku_records.get(sku as usize) else { return };
         let mut index = record.first_position.load(Ordering::Acquire);
         while index != NO_POSITION {
-            visit(index, self.position(index));
-            index = self.next_position.get(index as usize).expect("linked position exists").load(Ordering::Acquire);
+            // SAFETY: a position and its link are pushed before the position's index is
+            // published in a link, which this thread read with Acquire ordering.
+            let (position, next) = unsafe {
+                (self.positions.get_unchecked(index as usize), self.next_position.get_unchecked(index as usize))
+            };
+            visit(index, position);
+            index = next.load(Ordering::Acquire);
         }
     }
 

@@ -151,9 +151,10 @@ fn transit_days(route: &LocationRoute, distance_km: f64) -> u64 {
     if let Some(band) = bands.iter().find(|band| distance_km <= f64::from(band.distance_km_max)) {
         return u64::from(band.days);
     }
-    let days = distance_km / f64::from(route.routing.speed_km_per_day);
-    let whole = days as u64;
-    (if (whole as f64) < days { whole + 1 } else { whole }).max(1)
+    // Whole kilometres are precise enough for days in transit, and integer division
+    // is cheaper than a float-to-integer conversion with its range checks.
+    let km = distance_km as u32 as u64;
+    km.div_ceil(u64::from(route.routing.speed_km_per_day)).max(1)
 }
 
 /// Works out whether a location can take the order's method, and at what distance,
@@ -164,7 +165,7 @@ fn evaluate(
     order: &Order<'_>,
     destination: &UnitVector,
     location: u32,
-) -> Result<Candidate, (f64, Exclusion)> {
+) -> Result<Terms, (f64, Exclusion)> {
     let route = table.locations[location as usize].as_ref().expect("positions name known locations");
     let distance_km = route.point.distance_km(destination);
     let exclude = |reason| Err((distance_km, reason));
@@ -222,7 +223,15 @@ fn evaluate(
             ready_ms + transit_days(route, distance_km) * DAY_MS,
         ),
     };
-    Ok(Candidate { location, method, distance_km, cost_cents, promise_ms, avail: SmallVec::new(), score: (0, 0) })
+    Ok(Terms { method, distance_km, cost_cents, promise_ms })
+}
+
+/// What a location would charge and promise for the order.
+struct Terms {
+    method: Method,
+    distance_km: f64,
+    cost_cents: u64,
+    promise_ms: u64,
 }
 
 /// What the planner found out about the order before choosing.
@@ -397,10 +406,15 @@ fn survey(
                 continue;
             }
             match evaluate(table, catalog, order, destination, location) {
-                Ok(mut candidate) => {
-                    candidate.avail = SmallVec::from_slice(avail);
-                    candidates.push(candidate);
-                }
+                Ok(terms) => candidates.push(Candidate {
+                    location,
+                    method: terms.method,
+                    distance_km: terms.distance_km,
+                    cost_cents: terms.cost_cents,
+                    promise_ms: terms.promise_ms,
+                    avail: SmallVec::from_slice(avail),
+                    score: (0, 0),
+                }),
                 Err((distance_km, reason)) => excluded.push(Excluded { location, distance_km, reason }),
             }
         }
