@@ -298,12 +298,16 @@ impl Catalog {
     /// no thread writes, not a lock and a reference count shared by every thread.
     pub(crate) fn routing_table(&self) -> Arc<RoutingTable> {
         if self.routing_stale.load(Ordering::Acquire) {
+            // Changes set the flag under the writer lock, and it is cleared only once
+            // the new table is published, so no thread reads an older table after
+            // seeing the flag clear.
             let _writer = self.writer.lock();
-            if self.routing_stale.swap(false, Ordering::AcqRel) {
+            if self.routing_stale.load(Ordering::Acquire) {
                 let table = Arc::new(RoutingTable::build(self));
                 let generation = NEXT_ROUTING_GENERATION.fetch_add(1, Ordering::Relaxed);
                 *self.routing_table.write() = (generation, table);
                 self.routing_generation.store(generation, Ordering::Release);
+                self.routing_stale.store(false, Ordering::Release);
             }
         }
         let generation = self.routing_generation.load(Ordering::Acquire);

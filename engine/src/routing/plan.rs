@@ -357,8 +357,11 @@ fn survey(
         avail.clear();
         for (slot, &(sku, _)) in skus.iter().enumerate() {
             catalog.for_each_position(sku, |_, position| {
+                // Inbound twins are not stock, and a location added after this table
+                // was built is not routed to until the next plan.
                 let location = position.location();
-                if location & crate::supply::INBOUND_LOCATION_BIT != 0
+                if location as usize >= table.locations.len()
+                    || table.locations[location as usize].is_none()
                     || order.pickup_store.is_some_and(|store| store != location)
                 {
                     return;

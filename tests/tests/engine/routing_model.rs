@@ -399,3 +399,59 @@ fn concurrent_routed_reserves_never_oversell_or_overfill_capacity() {
     }
     assert_eq!(engine.stats().oversold, 0);
 }
+
+#[test]
+fn routing_while_locations_are_added_sees_each_table_whole() {
+    const NEW_LOCATIONS: u32 = 200;
+    let engine = Engine::new(EngineConfig::default());
+    let spec = |index: u32| LocationSpec {
+        code: format!("N{index}"),
+        kind: LocationKind::Store,
+        lat: 19.0 + f64::from(index) * 0.001,
+        lon: -99.0,
+        methods: FulfilmentMethods::SHIP,
+        daily_capacity: 0,
+        active: true,
+        routing: LocationRouting::default(),
+    };
+    engine.upsert_location(&spec(0)).unwrap();
+    engine.set_on_hand("A", "N0", 1_000, T0_MS).unwrap();
+
+    std::thread::scope(|scope| {
+        let engine = &engine;
+        scope.spawn(move || {
+            for index in 1..=NEW_LOCATIONS {
+                engine.upsert_location(&spec(index)).unwrap();
+                engine.set_on_hand("A", &format!("N{index}"), 1, T0_MS).unwrap();
+            }
+        });
+        for thread in 0..2 {
+            scope.spawn(move || {
+                for order in 0..500 {
+                    let request = RoutedReserveRequest {
+                        reservation_id: format!("t{thread}-{order}"),
+                        ttl_ms: TTL_15_MIN_MS,
+                        order: QuoteRequest {
+                            channel: None,
+                            destination: Destination::Point { lat: 19.1, lon: -99.0 },
+                            lines: vec![RouteLine { sku: "A".into(), quantity: 1 }],
+                            method: RouteMethod::ShipFastest,
+                            max_shipments: 1,
+                            allow_partial: false,
+                        },
+                    };
+                    // Racing the other thread for one-unit locations may use up every
+                    // attempt; then nothing is held and the plan says so.
+                    let outcome = engine.reserve_routed(&request, T0_MS).unwrap();
+                    let limit = promesa_engine::limits::ROUTE_ATTEMPTS_MAX;
+                    assert!(outcome.held || outcome.attempts == limit, "{outcome:?}");
+                }
+            });
+        }
+    });
+    for index in 0..=NEW_LOCATIONS {
+        let read = engine.availability("A", &format!("N{index}"), None, T0_MS).unwrap();
+        assert!(read.reserved <= read.on_hand, "N{index}: {read:?}");
+    }
+    assert_eq!(engine.stats().oversold, 0);
+}
