@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use promesa_engine::routing::{Destination, LocationRouting, QuoteRequest, RouteLine, RouteMethod, RoutedReserveRequest};
+use promesa_engine::routing::{
+    Destination, LocationRouting, QuoteRequest, RouteLine, RouteMethod, RoutedReserveRequest,
+};
 use promesa_engine::{Engine, EngineConfig, FulfilmentMethods, LocationKind, LocationSpec, PositionRow};
 use serde::Serialize;
 
@@ -95,7 +97,10 @@ pub fn build_routing_engine(now_ms: u64) -> Engine {
             methods: FulfilmentMethods::SHIP.with(FulfilmentMethods::PICKUP),
             daily_capacity: 0,
             active: true,
-            routing: LocationRouting { shipment_cost_cents: 300 + (index as u32 % 7) * 50, ..LocationRouting::default() },
+            routing: LocationRouting {
+                shipment_cost_cents: 300 + (index as u32 % 7) * 50,
+                ..LocationRouting::default()
+            },
         })
         .collect();
     engine.upsert_locations(&specs).expect("generated locations are valid");
@@ -115,7 +120,10 @@ pub fn build_routing_engine(now_ms: u64) -> Engine {
 
 fn order(draws: &mut Draws, id: String) -> RoutedReserveRequest {
     let lines = (0..ORDER_LINES)
-        .map(|_| RouteLine { sku: format!("SKU-{:05}", draws.next() % ROUTING_SKUS as u64), quantity: 1 + draws.next() % 2 })
+        .map(|_| RouteLine {
+            sku: format!("SKU-{:05}", draws.next() % ROUTING_SKUS as u64),
+            quantity: 1 + draws.next() % 2,
+        })
         .collect();
     RoutedReserveRequest {
         reservation_id: id,

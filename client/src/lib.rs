@@ -2,7 +2,9 @@
 //! and sends frames of requests over a few long-lived streams.
 //!
 //! [`Client::call`] sends one frame and returns its responses in request order;
-//! requests from concurrent callers go out on different streams.
+//! requests from concurrent callers go out on different streams. The routing
+//! operations also have methods of their own that return typed results, such as
+//! [`Client::quote`] and [`Client::reserve_routed`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,8 +15,8 @@ use std::time::Duration;
 
 use promesa_protocol::frame::{LENGTH_PREFIX_BYTES, access_server_frame, encode_client_frame, payload_len};
 use promesa_protocol::{
-    ALPN, ArchivedResponse, ClientFrame, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, Payload, Request, RequestEnvelope,
-    Response, Role,
+    ALPN, ArchivedResponse, ClientFrame, ErrorCode, LocationWithRouting, PROTOCOL_MAJOR, PROTOCOL_MINOR, Payload, Plan,
+    PostalCodeRow, Request, RequestEnvelope, Response, Role, RouteOrder, RoutedReserveOutcome,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -92,6 +94,20 @@ pub enum ClientError {
     /// The server's bytes could not be read.
     #[error("the server's response is malformed: {0}")]
     Malformed(String),
+    /// The server returned an error response, so the request changed nothing.
+    #[error("the server rejected the request: {}: {message}", error_code_name(*.code))]
+    Rejected {
+        /// Error code.
+        code: u16,
+        /// The server's reason, naming the field, the value and the limit.
+        message: String,
+    },
+}
+
+/// Returns the name of an error code number, or the number for a code this client
+/// does not know.
+fn error_code_name(code: u16) -> String {
+    ErrorCode::from_number(code).map_or_else(|| format!("error {code}"), |known| known.name().to_owned())
 }
 
 /// One stream before the hello: a frame goes out and its response comes back.
@@ -195,10 +211,11 @@ struct Connected {
 ///
 /// A call that fails because the connection was lost or the server did not respond in
 /// time is sent again, up to `RETRIES_MAX` times, on a new connection, with the same request ids and the same
-/// content. That is safe: every mutating request carries its idempotency key (the
-/// reservation id and operation id, or an adjustment's operation id) or is an absolute
-/// set that may repeat, so the server applies it once and returns the first outcome to
-/// a repeat.
+/// content. That is safe because every mutating request carries an idempotency key or
+/// is an absolute set that may repeat. The keys are the reservation id of a reserve or a
+/// routed reserve, the operation ids on a reservation, and an adjustment's operation id.
+/// The absolute sets are the upserts, set on hand and safety stock. So the server applies
+/// each request once and returns the first outcome to a repeat.
 pub struct Client {
     config: ClientConfig,
     connected: tokio::sync::RwLock<Arc<Connected>>,
@@ -317,6 +334,69 @@ impl Client {
     pub async fn call_one(&self, request: Request) -> Result<Response, ClientError> {
         let mut responses = self.call(vec![request]).await?;
         responses.pop().ok_or_else(|| ClientError::Malformed("the response frame is empty".to_owned()))
+    }
+
+    /// Plans where an order would ship from, changing nothing.
+    pub async fn quote(&self, order: RouteOrder) -> Result<Plan, ClientError> {
+        match self.call_one(Request::Quote { order }).await? {
+            Response::Quoted(plan) => Ok(*plan),
+            other => Err(unexpected("Quoted", other)),
+        }
+    }
+
+    /// Plans an order and holds the plan's units in one atomic step. The reservation
+    /// id is the idempotency key, as for a reserve: a call sent again after a lost
+    /// connection gets the first outcome back with `replayed` set, so the order is
+    /// held at most once. A plan that does not fill the order is returned with
+    /// `held` false unless the order allows partial fills.
+    pub async fn reserve_routed(
+        &self,
+        reservation_id: &str,
+        ttl_ms: u64,
+        order: RouteOrder,
+    ) -> Result<RoutedReserveOutcome, ClientError> {
+        let request = Request::ReserveRouted { reservation_id: reservation_id.to_owned(), ttl_ms, order };
+        match self.call_one(request).await? {
+            Response::ReservedRouted(outcome) => Ok(*outcome),
+            other => Err(unexpected("ReservedRouted", other)),
+        }
+    }
+
+    /// Inserts or replaces rows of the postal-code table, all of them or none (at most
+    /// `POSTAL_ROWS_PER_REQUEST_MAX`), and returns the number of rows in the table.
+    pub async fn upsert_postal_codes(&self, rows: Vec<PostalCodeRow>) -> Result<u64, ClientError> {
+        match self.call_one(Request::UpsertPostalCodes { rows }).await? {
+            Response::PostalCodesUpserted { rows_in_table } => Ok(rows_in_table),
+            other => Err(unexpected("PostalCodesUpserted", other)),
+        }
+    }
+
+    /// Inserts or replaces a channel, with the location codes it may route orders to
+    /// (`None` for every location). Returns true if the channel is new.
+    pub async fn upsert_channel(
+        &self,
+        code: &str,
+        may_sell_safety_stock: bool,
+        locations: Option<Vec<String>>,
+    ) -> Result<bool, ClientError> {
+        let request = Request::UpsertChannel { code: code.to_owned(), may_sell_safety_stock, locations };
+        match self.call_one(request).await? {
+            Response::Upserted { created, .. } => Ok(created > 0),
+            other => Err(unexpected("Upserted", other)),
+        }
+    }
+
+    /// Inserts or replaces locations with their routing parameters (at most
+    /// `ROWS_PER_REQUEST_MAX`). The server checks every row before any applies.
+    /// Returns the number of locations created and replaced.
+    pub async fn upsert_locations_with_routing(
+        &self,
+        locations: Vec<LocationWithRouting>,
+    ) -> Result<(u32, u32), ClientError> {
+        match self.call_one(Request::UpsertLocationsWithRouting { locations }).await? {
+            Response::Upserted { created, replaced } => Ok((created, replaced)),
+            other => Err(unexpected("Upserted", other)),
+        }
     }
 
     /// Sends `bytes` as they are on a new stream, ends the stream, and returns what the
@@ -489,6 +569,19 @@ fn closed_by_server(connection: &quinn::Connection) -> Option<ClientError> {
             message: format!("the server closed the connection: {}", String::from_utf8_lossy(&close.reason)),
         }),
         _ => None,
+    }
+}
+
+/// Returns the error of a response that is not the `expected` one: the server's error,
+/// or a malformed response.
+fn unexpected(expected: &str, response: Response) -> ClientError {
+    match response {
+        Response::Error { code, message } => ClientError::Rejected { code, message },
+        other => {
+            let mut got = format!("{other:?}");
+            got.truncate(200);
+            ClientError::Malformed(format!("expected a {expected} response, got {got}"))
+        }
     }
 }
 

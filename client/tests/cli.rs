@@ -1,5 +1,6 @@
 //! The `promesa` binary against a real server on loopback: the commands of an
-//! operator's session, stock imports with bad rows, and usage errors.
+//! operator's session, stock imports with bad rows, routing and postal codes, and
+//! usage errors.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -204,13 +205,151 @@ async fn stock_import_with_bad_rows_applies_nothing() {
     running.shut_down().await;
 }
 
+/// Two locations with routing columns: a store six hours behind UTC with an hour of
+/// handling and an 18:00 cut-off, and a warehouse with the default routing.
+const ROUTED_LOCATIONS_CSV: &str = "\
+code,kind,lat,lon,methods,utc_offset_minutes,pickup_only,handling_minutes,cutoff,shipment_cost_cents,km_cost_cents,\
+speed_km_per_day
+MX-CDMX-01,store,19.4326,-99.1332,ship|pickup,-360,false,60,18:00,300,2,400
+MX-MTY-DC,warehouse,25.6866,-100.3161,ship,,,,,,,
+";
+
+const ROUTED_STOCK_CSV: &str = "\
+sku,location,on_hand
+TV-55,MX-CDMX-01,1
+TV-55,MX-MTY-DC,10
+LAMP,MX-CDMX-01,2
+LAMP,MX-MTY-DC,2
+BOOK,MX-CDMX-01,1
+BOOK,MX-MTY-DC,1
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_commands_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let running = start(&data_dir).await;
+
+    let locations = write_file(dir.path(), "locations.csv", ROUTED_LOCATIONS_CSV);
+    let imported = running.promesa_json(&["location", "import", &locations, "--json"]).await;
+    assert_eq!(imported["created"], 2, "{imported}");
+    let stock = write_file(dir.path(), "stock.csv", ROUTED_STOCK_CSV);
+    assert_success(&running.promesa(&["stock", "import", &stock]).await, &["stock", "import"]);
+
+    // A bad cutoff is named with its line and value, and nothing is sent.
+    let bad_cutoff =
+        write_file(dir.path(), "bad-cutoff.csv", "code,kind,lat,lon,cutoff\nMX-GDL-01,store,20.66,-103.35,25:00\n");
+    let output = running.promesa(&["location", "import", &bad_cutoff]).await;
+    assert_failure(&output, 1, "invalid_csv");
+    assert!(stderr(&output).contains("line 2: cutoff \"25:00\" is not a local time HH:MM"), "{}", stderr(&output));
+
+    // A postal file with a bad row sends nothing.
+    let bad_postal = write_file(
+        dir.path(),
+        "bad-postal.csv",
+        "country,postal_code,lat,lon\nMX,01000,19.35,-99.19\nMEX,01010,19.3,-99.2\nMX,0*1,19.3,-99.2\n",
+    );
+    let output = running.promesa(&["postal", "import", &bad_postal]).await;
+    assert_failure(&output, 1, "invalid_csv");
+    assert!(stderr(&output).contains("2 bad rows, nothing sent"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("line 3: country \"MEX\""), "{}", stderr(&output));
+    assert!(stderr(&output).contains("line 4: postal_code \"0*1\""), "{}", stderr(&output));
+    let output = running.promesa(&["quote", "--to-postal", "MX:01000", "--line", "TV-55=1"]).await;
+    assert_failure(&output, 1, "unknown_destination");
+
+    let postal = write_file(
+        dir.path(),
+        "postal.csv",
+        "country,postal_code,lat,lon\nMX,06700,19.4195,-99.1627\nMX,06*,19.4326,-99.1332\nMX,64000,25.6714,-100.309\n",
+    );
+    let output = running.promesa(&["postal", "import", &postal, "--json"]).await;
+    assert_success(&output, &["postal", "import"]);
+    assert!(stderr(&output).contains("upserted lines 2 to 4 (3 of 3 rows)"), "{}", stderr(&output));
+    let imported: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((&imported["rows"], &imported["rows_in_table"]), (&Value::from(3), &Value::from(3)), "{imported}");
+
+    // A postal code missing from the table falls back to its region's point.
+    let quote = running.promesa_json(&["quote", "--to-postal", "MX:06600", "--line", "TV-55=1", "--json"]).await;
+    assert_eq!(quote["destination"]["source"], "postal_region", "{quote}");
+    assert_eq!(quote["destination"]["region_prefix"], "06", "{quote}");
+    assert_eq!(quote["shipments"][0]["location"], "MX-CDMX-01", "{quote}");
+    assert_eq!(quote["shipments"][0]["method"], "ship", "{quote}");
+    assert_eq!(quote["shipments"][0]["lines"][0]["reservation_line"], Value::Null, "{quote}");
+    assert!(quote["explanations"][0].as_str().unwrap().starts_with("MX-CDMX-01: "), "{quote}");
+
+    let text = running.promesa(&["quote", "--to", "25.67,-100.31", "--line", "TV-55=3", "--method", "fastest"]).await;
+    assert_success(&text, &["quote", "--to"]);
+    let text = stdout(&text);
+    assert!(text.lines().any(|line| line.starts_with("location") && line.ends_with("MX-MTY-DC")), "{text}");
+    assert!(text.lines().any(|line| line.starts_with("distance") && line.ends_with(" km")), "{text}");
+    assert!(text.lines().any(|line| line.starts_with("promise") && line.ends_with('Z')), "{text}");
+    assert!(text.contains("explanations\nline 0: MX-MTY-DC: "), "{text}");
+
+    // Four lamps need both locations: the routed reserve holds two shipments.
+    let reserve = ["reserve", "--id", "routed-1", "--to", "19.42,-99.16", "--line", "LAMP=4", "--json"];
+    let held = running.promesa_json(&reserve).await;
+    assert_eq!((&held["held"], &held["replayed"]), (&Value::Bool(true), &Value::Bool(false)), "{held}");
+    let shipments = held["plan"]["shipments"].as_array().expect("a list of shipments");
+    assert_eq!(shipments.len(), 2, "{held}");
+    assert_eq!(shipments[0]["lines"][0]["reservation_line"], 0, "{held}");
+    assert_eq!(shipments[1]["lines"][0]["reservation_line"], 1, "{held}");
+    let replayed = running.promesa_json(&reserve).await;
+    assert_eq!(replayed["replayed"], true, "{replayed}");
+    assert_eq!(replayed["plan"]["shipments"], held["plan"]["shipments"]);
+    let view = running.promesa_json(&["get", "routed-1", "--json"]).await;
+    assert_eq!(view["lines"][0]["held"], 2, "{view}");
+    assert_eq!(view["lines"][1]["held"], 2, "{view}");
+
+    // Two books fit only in two shipments: with one allowed, nothing is held.
+    let refused = running
+        .promesa_json(&[
+            "reserve",
+            "--id",
+            "routed-2",
+            "--to-postal",
+            "MX:06700",
+            "--line",
+            "BOOK=2",
+            "--max-shipments",
+            "1",
+            "--json",
+        ])
+        .await;
+    assert_eq!(refused["held"], false, "{refused}");
+    assert_eq!(refused["plan"]["unfilled"][0]["reason"], "shipment_limit", "{refused}");
+    let output = running.promesa(&["get", "routed-2"]).await;
+    assert_failure(&output, 1, "not_found");
+
+    // A channel limited to the warehouse routes there.
+    let channel = running.promesa_json(&["channel", "upsert", "web", "--locations", "MX-MTY-DC", "--json"]).await;
+    assert_eq!(channel["locations"], serde_json::json!(["MX-MTY-DC"]), "{channel}");
+    let quote = running
+        .promesa_json(&["quote", "--to", "19.42,-99.16", "--line", "TV-55=1", "--channel", "web", "--json"])
+        .await;
+    assert_eq!(quote["shipments"][0]["location"], "MX-MTY-DC", "{quote}");
+    let output = running.promesa(&["channel", "upsert", "web", "--locations", "MX-NOWHERE"]).await;
+    assert_failure(&output, 1, "not_found");
+
+    let output = running.promesa(&["quote", "--to", "19.42,-99.16", "--line", "TV-55=1", "--max-shipments", "9"]).await;
+    assert_failure(&output, 1, "invalid_argument");
+    assert!(stderr(&output).contains("max_shipments 9 is outside 1..=8"), "{}", stderr(&output));
+
+    running.shut_down().await;
+}
+
 #[test]
 fn usage_errors_exit_with_two() {
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 10] = [
         &["teleport"],
         &["reserve", "--id", "order-1", "--line", "SKU-1@MX-01=many"],
         &["stock", "set", "SKU-1", "5"],
         &["extend", "order-1"],
+        &["reserve", "--id", "order-1", "--line", "SKU-1@MX-01=1", "--line", "SKU-2=1"],
+        &["reserve", "--id", "order-1", "--to", "19.4,-99.1", "--line", "SKU-1@MX-01=1"],
+        &["reserve", "--id", "order-1", "--line", "SKU-1=1"],
+        &["reserve", "--id", "order-1", "--line", "SKU-1@MX-01=1", "--method", "fastest"],
+        &["quote", "--line", "SKU-1=1"],
+        &["quote", "--to", "91,0", "--line", "SKU-1=1"],
     ];
     for args in cases {
         let output = promesa_command()

@@ -423,9 +423,7 @@ impl Catalog {
         while index != NO_POSITION {
             // SAFETY: a position and its link are pushed before the position's index is
             // published in a link, which this thread read with Acquire ordering.
-            let (position, next) = unsafe {
-                (self.positions.get_unchecked(index as usize), self.next_position.get_unchecked(index as usize))
-            };
+            let (position, next) = unsafe { self.positions.get_pair_unchecked(&self.next_position, index as usize) };
             visit(index, position);
             index = next.load(Ordering::Acquire);
         }

@@ -89,6 +89,20 @@ impl<T: ChunkElement> ChunkedVec<T> {
         unsafe { &*chunk.add(offset) }
     }
 
+    /// Returns the elements at `index` of two vectors at once, locating the index
+    /// once: every `ChunkedVec` splits indexes into chunks the same way.
+    ///
+    /// # Safety
+    /// `index` must be below a length this thread has observed in both vectors.
+    #[inline]
+    pub(crate) unsafe fn get_pair_unchecked<'a, U>(&'a self, other: &'a ChunkedVec<U>, index: usize) -> (&'a T, &'a U) {
+        let (chunk_index, offset) = locate(index);
+        let chunk = self.chunks[chunk_index].load(Ordering::Acquire);
+        let other_chunk = other.chunks[chunk_index].load(Ordering::Acquire);
+        // SAFETY: the caller guarantees both chunks exist; the offset is within them.
+        unsafe { (&*chunk.add(offset), &*other_chunk.add(offset)) }
+    }
+
     /// Appends an element built by `init` and returns its index.
     ///
     /// The caller serializes appends (one writer at a time). Returns `None` when the

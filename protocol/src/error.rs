@@ -17,7 +17,8 @@ pub enum ErrorCode {
     LimitExceeded = 5,
     /// A field is invalid; the message names the field, the value and the limit.
     InvalidArgument = 6,
-    /// A named SKU, location, channel, position or reservation does not exist.
+    /// A named SKU, location, channel, position, reservation or pickup store does not
+    /// exist.
     NotFound = 7,
     /// The id was used before with different content.
     IdReused = 8,
@@ -30,11 +31,14 @@ pub enum ErrorCode {
     ShuttingDown = 11,
     /// An error the server did not expect. The message gives details.
     Internal = 12,
+    /// The destination's postal code is not in the postal-code table and no region
+    /// prefix in it covers the code: the address needs fixing, not the configuration.
+    UnknownDestination = 13,
 }
 
 impl ErrorCode {
     /// Every code, in number order.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::Malformed,
         ErrorCode::UnsupportedVersion,
         ErrorCode::Unauthenticated,
@@ -47,6 +51,7 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
+        ErrorCode::UnknownDestination,
     ];
 
     /// Returns the stable number.
@@ -74,6 +79,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
+            ErrorCode::UnknownDestination => "unknown_destination",
         }
     }
 }
@@ -95,6 +101,6 @@ mod tests {
             assert_eq!(ErrorCode::from_number(code.number()), Some(code));
         }
         assert_eq!(ErrorCode::from_number(0), None);
-        assert_eq!(ErrorCode::from_number(13), None);
+        assert_eq!(ErrorCode::from_number(14), None);
     }
 }

@@ -7,11 +7,13 @@ use rkyv::util::AlignedVec;
 use thiserror::Error;
 
 use crate::limits::{
-    CODE_LEN_MAX, CODES_PER_QUERY_MAX, FRAME_BYTES_MAX, ID_LEN_MAX, LINES_PER_RESERVATION_MAX, REQUESTS_PER_FRAME_MAX,
-    ROWS_PER_REQUEST_MAX, TOKEN_LEN_MAX,
+    CODE_LEN_MAX, CODES_PER_QUERY_MAX, FRAME_BYTES_MAX, ID_LEN_MAX, LINES_PER_RESERVATION_MAX,
+    LOCATIONS_PER_CHANNEL_MAX, POSTAL_CODE_LEN_MAX, POSTAL_ROWS_PER_REQUEST_MAX, REQUESTS_PER_FRAME_MAX,
+    ROUTE_LINES_MAX, ROWS_PER_REQUEST_MAX, TOKEN_LEN_MAX, TRANSIT_BANDS_MAX,
 };
 use crate::messages::{
-    ArchivedClientFrame, ArchivedRequest, ArchivedServerFrame, ArchivedUnits, ClientFrame, ServerFrame,
+    ArchivedClientFrame, ArchivedDestination, ArchivedRequest, ArchivedRouteMethod, ArchivedRouteOrder,
+    ArchivedServerFrame, ArchivedUnits, ClientFrame, ServerFrame,
 };
 
 /// Bytes of the length prefix.
@@ -133,7 +135,31 @@ pub fn check_limits(request: &ArchivedRequest) -> Result<(), LimitError> {
             check("locations", locations.len(), "rows_per_request_max", ROWS_PER_REQUEST_MAX)?;
             locations.iter().try_for_each(|location| code("location", location.code.as_str()))
         }
-        ArchivedRequest::UpsertChannel { code: channel_code, .. } => code("channel", channel_code.as_str()),
+        ArchivedRequest::UpsertChannel { code: channel_code, locations, .. } => {
+            code("channel", channel_code.as_str())?;
+            let Some(locations) = locations.as_ref() else { return Ok(()) };
+            check("locations", locations.len(), "locations_per_channel_max", LOCATIONS_PER_CHANNEL_MAX)?;
+            locations.iter().try_for_each(|location| code("location", location.as_str()))
+        }
+        ArchivedRequest::UpsertLocationsWithRouting { locations } => {
+            check("locations", locations.len(), "rows_per_request_max", ROWS_PER_REQUEST_MAX)?;
+            locations.iter().try_for_each(|row| {
+                code("location", row.location.code.as_str())?;
+                check("transit_bands", row.routing.transit_bands.len(), "transit_bands_max", TRANSIT_BANDS_MAX)
+            })
+        }
+        ArchivedRequest::UpsertPostalCodes { rows } => {
+            check("rows", rows.len(), "postal_rows_per_request_max", POSTAL_ROWS_PER_REQUEST_MAX)?;
+            rows.iter().try_for_each(|row| {
+                code("country", row.country.as_str())?;
+                check("postal_code", row.postal_code.len(), "postal_code_len_max", POSTAL_CODE_LEN_MAX)
+            })
+        }
+        ArchivedRequest::Quote { order } => check_order(order),
+        ArchivedRequest::ReserveRouted { reservation_id, order, .. } => {
+            id("reservation_id", reservation_id.as_str())?;
+            check_order(order)
+        }
         ArchivedRequest::SetOnHand { sku, location, .. } | ArchivedRequest::SetSafetyStock { sku, location, .. } => {
             code("sku", sku.as_str())?;
             code("location", location.as_str())
@@ -187,6 +213,24 @@ pub fn check_limits(request: &ArchivedRequest) -> Result<(), LimitError> {
             id("op_id", op_id.as_str())
         }
         ArchivedRequest::Get { reservation_id } => id("reservation_id", reservation_id.as_str()),
+    }
+}
+
+/// Checks the counts and lengths of an order to route.
+fn check_order(order: &ArchivedRouteOrder) -> Result<(), LimitError> {
+    let code = |field: &'static str, value: &str| check(field, value.len(), "code_len_max", CODE_LEN_MAX);
+    if let Some(channel) = order.channel.as_ref() {
+        code("channel", channel.as_str())?;
+    }
+    check("lines", order.lines.len(), "route_lines_max", ROUTE_LINES_MAX)?;
+    order.lines.iter().try_for_each(|line| code("sku", line.sku.as_str()))?;
+    if let ArchivedDestination::Postal { country, postal_code } = &order.destination {
+        code("country", country.as_str())?;
+        check("postal_code", postal_code.len(), "postal_code_len_max", POSTAL_CODE_LEN_MAX)?;
+    }
+    match &order.method {
+        ArchivedRouteMethod::PickupAt { store, .. } => code("store", store.as_str()),
+        _ => Ok(()),
     }
 }
 

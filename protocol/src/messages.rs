@@ -9,11 +9,11 @@
 #[rkyv(derive(Debug, PartialEq, Eq))]
 #[repr(u8)]
 pub enum Role {
-    /// Availability, get and stats.
+    /// Availability, quote, get and stats.
     Read = 0,
-    /// Read, plus reserve, confirm, release, fulfil and extend.
+    /// Read, plus reserve, routed reserve, confirm, release, fulfil and extend.
     Reserve = 1,
-    /// Everything, including locations, channels and stock.
+    /// Everything, including locations, channels, stock and postal codes.
     Admin = 2,
 }
 
@@ -55,6 +55,175 @@ pub struct LocationRow {
     pub daily_capacity: u32,
     /// Whether the location takes new reservations.
     pub active: bool,
+}
+
+/// Number of fulfilment methods. Methods are numbered 0 ship, 1 pickup, 2 curbside,
+/// 3 drop-ship, 4 same day, in `Shipment.method` and in `LocationRouting.terms`.
+pub const METHOD_COUNT: usize = 5;
+
+/// The name of each method, indexed by its number.
+pub const METHOD_NAMES: [&str; METHOD_COUNT] = ["ship", "pickup", "curbside", "drop-ship", "same-day"];
+
+/// Minute of the local day that means "no cut-off" in `MethodTerms.cutoff_minute`.
+pub const NO_CUTOFF_MINUTE: u16 = 24 * 60;
+
+/// The handling terms of one method at one location.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodTerms {
+    /// Minutes from the start of handling until the order is ready to leave or to be
+    /// picked up.
+    pub handling_minutes: u32,
+    /// Minute of the local day (0 to 1440) after which an order starts handling the
+    /// next local day; `NO_CUTOFF_MINUTE` for none.
+    pub cutoff_minute: u16,
+}
+
+impl Default for MethodTerms {
+    fn default() -> Self {
+        MethodTerms { handling_minutes: 0, cutoff_minute: NO_CUTOFF_MINUTE }
+    }
+}
+
+/// Transit time for shipments up to a distance.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransitBand {
+    /// Shipments up to this distance, in kilometres, take `days`.
+    pub distance_km_max: u32,
+    /// Days in transit.
+    pub days: u16,
+}
+
+/// The routing parameters of a location: its clock, its handling terms per method,
+/// and what its shipments cost and take.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LocationRouting {
+    /// Offset of the location's local time from UTC, in minutes (-720 to 840). Daily
+    /// capacity and cut-offs follow the local day.
+    pub utc_offset_minutes: i16,
+    /// A pickup-only location's stock is never used for orders that ship.
+    pub pickup_only: bool,
+    /// Handling terms per method, indexed by the method's number.
+    pub terms: [MethodTerms; METHOD_COUNT],
+    /// Cost of one shipment from here, in cents, before distance.
+    pub shipment_cost_cents: u32,
+    /// Cost per kilometre of great-circle distance, in cents.
+    pub km_cost_cents: u32,
+    /// Distance a shipment covers per day in transit, in kilometres (at least 1);
+    /// used past the last transit band.
+    pub speed_km_per_day: u32,
+    /// Transit days by distance, in increasing `distance_km_max`; may be empty. At most
+    /// `TRANSIT_BANDS_MAX`.
+    pub transit_bands: Vec<TransitBand>,
+}
+
+impl Default for LocationRouting {
+    /// Returns the parameters of a location upserted without them: UTC, no handling
+    /// time or cut-off, 500 cents per shipment plus 1 cent per km, 500 km per day in
+    /// transit.
+    fn default() -> Self {
+        LocationRouting {
+            utc_offset_minutes: 0,
+            pickup_only: false,
+            terms: [MethodTerms::default(); METHOD_COUNT],
+            shipment_cost_cents: 500,
+            km_cost_cents: 1,
+            speed_km_per_day: 500,
+            transit_bands: Vec::new(),
+        }
+    }
+}
+
+/// A location with its routing parameters, as `UpsertLocationsWithRouting` sends it.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+pub struct LocationWithRouting {
+    /// The location.
+    pub location: LocationRow,
+    /// Its routing parameters.
+    pub routing: LocationRouting,
+}
+
+/// A row of the postal-code table.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+pub struct PostalCodeRow {
+    /// ISO 3166-1 alpha-2 country code, such as `MX`; stored in uppercase.
+    pub country: String,
+    /// The postal code, or a region prefix ending in `*` (such as `06*`): codes not in
+    /// the table that start with the prefix get the region's point.
+    pub postal_code: String,
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+}
+
+/// The destination of an order.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+pub enum Destination {
+    /// Coordinates in degrees.
+    Point {
+        /// Latitude, -90 to 90.
+        lat: f64,
+        /// Longitude, -180 to 180.
+        lon: f64,
+    },
+    /// A postal code, looked up in the postal-code table.
+    Postal {
+        /// ISO 3166-1 alpha-2 country code.
+        country: String,
+        /// The postal code as the shopper gives it.
+        postal_code: String,
+    },
+}
+
+/// The fulfilment method an order requests.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum RouteMethod {
+    /// Ship (or drop-ship) at the lowest cost.
+    ShipCheapest,
+    /// Ship (or drop-ship) to arrive soonest.
+    ShipFastest,
+    /// Deliver today, from a location near enough.
+    SameDay,
+    /// Pick up at this store.
+    PickupAt {
+        /// Store code.
+        store: String,
+        /// Curbside instead of inside the store.
+        curbside: bool,
+    },
+    /// Pick up at the nearest store that can fill the whole order.
+    PickupNearest {
+        /// Curbside instead of inside the store.
+        curbside: bool,
+    },
+}
+
+/// One line of an order to route.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RouteLine {
+    /// SKU code.
+    pub sku: String,
+    /// Units.
+    pub quantity: u64,
+}
+
+/// An order to route: its destination, its lines and its fulfilment method.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+pub struct RouteOrder {
+    /// Channel code; `None` is `default`. A channel with a list of locations routes
+    /// only to them.
+    pub channel: Option<String>,
+    /// The destination.
+    pub destination: Destination,
+    /// Lines in request order, at most `ROUTE_LINES_MAX`.
+    pub lines: Vec<RouteLine>,
+    /// The fulfilment method.
+    pub method: RouteMethod,
+    /// Maximum number of shipments the order may split into (1 to 8); 1 means no
+    /// split. Pickup orders never split.
+    pub max_shipments: u32,
+    /// Plan what can be filled and report the rest, instead of refusing the order.
+    pub allow_partial: bool,
 }
 
 /// One row of a stock import.
@@ -124,6 +293,9 @@ pub enum Request {
         code: String,
         /// Whether the channel may sell safety stock.
         may_sell_safety_stock: bool,
+        /// Location codes the channel may route orders to, at most
+        /// `LOCATIONS_PER_CHANNEL_MAX`; `None` for every location.
+        locations: Option<Vec<String>>,
     },
     /// Sets on hand to a count.
     SetOnHand {
@@ -254,6 +426,31 @@ pub enum Request {
         /// Import id.
         import_id: String,
     },
+    /// Inserts or replaces locations with their routing parameters. `UpsertLocations`
+    /// gives a location `LocationRouting::default()`.
+    UpsertLocationsWithRouting {
+        /// The locations, at most `ROWS_PER_REQUEST_MAX`.
+        locations: Vec<LocationWithRouting>,
+    },
+    /// Inserts or replaces rows of the postal-code table, all or none.
+    UpsertPostalCodes {
+        /// Rows, at most `POSTAL_ROWS_PER_REQUEST_MAX`.
+        rows: Vec<PostalCodeRow>,
+    },
+    /// Plans where an order would ship from, changing nothing.
+    Quote {
+        /// The order.
+        order: RouteOrder,
+    },
+    /// Plans an order and holds the plan's units in one atomic step.
+    ReserveRouted {
+        /// Client reservation id: the idempotency key.
+        reservation_id: String,
+        /// Time-to-live of the hold, in milliseconds.
+        ttl_ms: u64,
+        /// The order.
+        order: RouteOrder,
+    },
 }
 
 /// A request with the id the client chose for it; the response carries the same id.
@@ -373,6 +570,114 @@ pub struct Figure {
     pub value: u64,
 }
 
+/// A destination as coordinates, and how they were found.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+pub struct ResolvedDestination {
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// The source of the coordinates.
+    pub source: DestinationSource,
+}
+
+/// The source of a destination's coordinates.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum DestinationSource {
+    /// Given as coordinates.
+    Point,
+    /// The postal code's own row in the postal-code table.
+    PostalCode,
+    /// The postal code is not in the table; the row of the longest region prefix it
+    /// starts with was used.
+    PostalRegion {
+        /// The region's prefix, without the `*`.
+        prefix: String,
+    },
+}
+
+/// One line of a shipment.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ShipmentLine {
+    /// Index of the order line, 0-based, in request order.
+    pub line: u32,
+    /// SKU code.
+    pub sku: String,
+    /// Units from this location.
+    pub quantity: u64,
+    /// Index of the reservation line that holds them, for confirm, release and fulfil;
+    /// `None` in a quote and in a plan that was not held.
+    pub reservation_line: Option<u32>,
+}
+
+/// The units one location sends.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+pub struct Shipment {
+    /// Location code.
+    pub location: String,
+    /// Method number: 0 ship, 1 pickup, 2 curbside, 3 drop-ship, 4 same day.
+    pub method: u8,
+    /// Lines from this location.
+    pub lines: Vec<ShipmentLine>,
+    /// Great-circle distance to the destination, in kilometres.
+    pub distance_km: f64,
+    /// Cost of the shipment, in cents.
+    pub cost_cents: u64,
+    /// When the shopper gets the units (delivery, or ready for pickup), milliseconds
+    /// since the Unix epoch.
+    pub promise_ms: u64,
+}
+
+/// Units of an order line that the plan could not place.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct UnfilledLine {
+    /// Index of the order line.
+    pub line: u32,
+    /// SKU code.
+    pub sku: String,
+    /// Units requested on the line.
+    pub requested: u64,
+    /// Units without a location.
+    pub unfilled: u64,
+    /// Reason code: 1 unknown SKU, 2 not enough available at eligible locations,
+    /// 3 available only in more shipments than allowed, 4 no pickup store can fill
+    /// the order.
+    pub reason: u8,
+}
+
+/// The plan of an order: the locations it ships from, and the lines they cannot fill.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The destination's coordinates and how they were found.
+    pub destination: ResolvedDestination,
+    /// Shipments, at most the order's `max_shipments`. Empty when the order is refused.
+    pub shipments: Vec<Shipment>,
+    /// Lines with units left without a location.
+    pub unfilled: Vec<UnfilledLine>,
+    /// Per order line, why its location won. Empty for a repeated routed reserve.
+    pub explanations: Vec<String>,
+    /// Total cost of the shipments, in cents.
+    pub cost_cents: u64,
+}
+
+/// Outcome of a routed reserve.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+pub struct RoutedReserveOutcome {
+    /// Whether this repeats an earlier routed reserve with the same id and content,
+    /// which returns the first outcome.
+    pub replayed: bool,
+    /// Whether the plan's units are held (the reservation exists).
+    pub held: bool,
+    /// Deadline of the hold, milliseconds since the Unix epoch; meaningless when
+    /// nothing is held.
+    pub deadline_ms: u64,
+    /// The plan that was held, or that was refused.
+    pub plan: Plan,
+    /// Plans made: more than one when other requests took the planned stock or
+    /// capacity between planning and holding.
+    pub attempts: u32,
+}
+
 /// A response.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
 pub enum Response {
@@ -460,6 +765,16 @@ pub enum Response {
         /// Rows that were staged and are now dropped.
         rows_dropped: u64,
     },
+    /// Rows of the postal-code table inserted or replaced.
+    PostalCodesUpserted {
+        /// Rows in the table after the upsert.
+        rows_in_table: u64,
+    },
+    /// The plan of a quote. Boxed, like the next one, so that every response does not
+    /// take the size of a plan.
+    Quoted(Box<Plan>),
+    /// Outcome of a routed reserve.
+    ReservedRouted(Box<RoutedReserveOutcome>),
 }
 
 /// A response with the id of its request.

@@ -4,10 +4,15 @@ use promesa_protocol::frame::{
     LENGTH_PREFIX_BYTES, access_client_frame, access_server_frame, check_limits, encode_client_frame,
     encode_server_frame, payload_from,
 };
-use promesa_protocol::limits::{FRAME_BYTES_MAX, LINES_PER_RESERVATION_MAX, REQUESTS_PER_FRAME_MAX};
+use promesa_protocol::limits::{
+    FRAME_BYTES_MAX, LINES_PER_RESERVATION_MAX, LOCATIONS_PER_CHANNEL_MAX, POSTAL_CODE_LEN_MAX,
+    POSTAL_ROWS_PER_REQUEST_MAX, REQUESTS_PER_FRAME_MAX, ROUTE_LINES_MAX, TRANSIT_BANDS_MAX,
+};
 use promesa_protocol::{
-    ArchivedRequest, ArchivedResponse, ClientFrame, FrameError, FrameReader, LineOutcome, Request, RequestEnvelope,
-    ReserveLine, Response, ResponseEnvelope, ServerFrame, Units,
+    ArchivedRequest, ArchivedResponse, ClientFrame, Destination, DestinationSource, FrameError, FrameReader,
+    LineOutcome, LocationRouting, LocationRow, LocationWithRouting, Plan, PostalCodeRow, Request, RequestEnvelope,
+    ReserveLine, ResolvedDestination, Response, ResponseEnvelope, RouteLine, RouteMethod, RouteOrder,
+    RoutedReserveOutcome, ServerFrame, Shipment, ShipmentLine, TransitBand, UnfilledLine, Units,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -193,4 +198,131 @@ fn malformed_payloads_are_refused_without_panicking() {
         }
     }
     assert!(refused > 10_000, "only {refused} of 20000 damaged payloads were refused");
+}
+
+fn route_order(destination: Destination, lines: usize) -> RouteOrder {
+    RouteOrder {
+        channel: Some("web".into()),
+        destination,
+        lines: (0..lines).map(|index| RouteLine { sku: format!("SKU-{index}"), quantity: 2 }).collect(),
+        method: RouteMethod::PickupAt { store: "MX-CDMX-01".into(), curbside: true },
+        max_shipments: 2,
+        allow_partial: true,
+    }
+}
+
+#[test]
+fn routing_messages_round_trip() {
+    let postal = Destination::Postal { country: "MX".into(), postal_code: "06600".into() };
+    let frame = ClientFrame {
+        requests: vec![
+            RequestEnvelope { id: 1, request: Request::Quote { order: route_order(postal.clone(), 2) } },
+            RequestEnvelope {
+                id: 2,
+                request: Request::ReserveRouted {
+                    reservation_id: "order-1".into(),
+                    ttl_ms: 900_000,
+                    order: route_order(Destination::Point { lat: 19.43, lon: -99.13 }, 1),
+                },
+            },
+            RequestEnvelope {
+                id: 3,
+                request: Request::UpsertPostalCodes {
+                    rows: vec![PostalCodeRow {
+                        country: "MX".into(),
+                        postal_code: "06*".into(),
+                        lat: 19.4,
+                        lon: -99.1,
+                    }],
+                },
+            },
+        ],
+    };
+    let bytes = encode_client_frame(&frame);
+    let payload = payload_of(&bytes);
+    let archived = access_client_frame(&payload).unwrap();
+    for envelope in archived.requests.iter() {
+        check_limits(&envelope.request).unwrap();
+    }
+    let decoded = rkyv::deserialize::<ClientFrame, rkyv::rancor::Error>(archived).unwrap();
+    assert_eq!(decoded, frame);
+
+    let plan = Plan {
+        destination: ResolvedDestination {
+            lat: 19.43,
+            lon: -99.13,
+            source: DestinationSource::PostalRegion { prefix: "06".into() },
+        },
+        shipments: vec![Shipment {
+            location: "MX-CDMX-01".into(),
+            method: 2,
+            lines: vec![ShipmentLine { line: 0, sku: "SKU-0".into(), quantity: 2, reservation_line: Some(0) }],
+            distance_km: 1.5,
+            cost_cents: 500,
+            promise_ms: 1_767_225_600_000,
+        }],
+        unfilled: vec![UnfilledLine { line: 1, sku: "SKU-1".into(), requested: 2, unfilled: 2, reason: 4 }],
+        explanations: vec!["MX-CDMX-01: nearest store that fills the order".into()],
+        cost_cents: 500,
+    };
+    let outcome = RoutedReserveOutcome { replayed: false, held: true, deadline_ms: 5, plan: plan.clone(), attempts: 1 };
+    let frame = ServerFrame {
+        responses: vec![
+            ResponseEnvelope { id: 1, response: Response::Quoted(Box::new(plan)) },
+            ResponseEnvelope { id: 2, response: Response::ReservedRouted(Box::new(outcome)) },
+            ResponseEnvelope { id: 3, response: Response::PostalCodesUpserted { rows_in_table: 1 } },
+        ],
+    };
+    let bytes = encode_server_frame(&frame);
+    let payload = payload_of(&bytes);
+    let archived = access_server_frame(&payload).unwrap();
+    let decoded = rkyv::deserialize::<ServerFrame, rkyv::rancor::Error>(archived).unwrap();
+    assert_eq!(decoded, frame);
+}
+
+#[test]
+fn routing_limit_errors_name_field_and_limit() {
+    let long_postal = Destination::Postal { country: "MX".into(), postal_code: "0".repeat(POSTAL_CODE_LEN_MAX + 1) };
+    let location = LocationRow {
+        code: "MX-01".into(),
+        kind: 0,
+        lat: 19.43,
+        lon: -99.13,
+        methods: 1,
+        daily_capacity: 0,
+        active: true,
+    };
+    let band = TransitBand { distance_km_max: 100, days: 1 };
+    let routing = LocationRouting { transit_bands: vec![band; TRANSIT_BANDS_MAX + 1], ..LocationRouting::default() };
+    let row = PostalCodeRow { country: "MX".into(), postal_code: "06700".into(), lat: 19.4, lon: -99.1 };
+
+    let requests = vec![
+        Request::Quote { order: route_order(Destination::Point { lat: 0.0, lon: 0.0 }, ROUTE_LINES_MAX + 1) },
+        Request::ReserveRouted { reservation_id: "order-1".into(), ttl_ms: 60_000, order: route_order(long_postal, 1) },
+        Request::UpsertPostalCodes { rows: vec![row; POSTAL_ROWS_PER_REQUEST_MAX + 1] },
+        Request::UpsertChannel {
+            code: "web".into(),
+            may_sell_safety_stock: false,
+            locations: Some(vec!["MX-01".into(); LOCATIONS_PER_CHANNEL_MAX + 1]),
+        },
+        Request::UpsertLocationsWithRouting { locations: vec![LocationWithRouting { location, routing }] },
+    ];
+    let frame = ClientFrame {
+        requests: requests
+            .into_iter()
+            .enumerate()
+            .map(|(id, request)| RequestEnvelope { id: id as u64, request })
+            .collect(),
+    };
+    let bytes = encode_client_frame(&frame);
+    let payload = payload_of(&bytes);
+    let archived = access_client_frame(&payload).unwrap();
+
+    let messages: Vec<String> =
+        archived.requests.iter().map(|envelope| check_limits(&envelope.request).unwrap_err().to_string()).collect();
+    assert_eq!(messages[0], "lines is 65, over the limit route_lines_max = 64");
+    assert_eq!(messages[1], "postal_code is 17, over the limit postal_code_len_max = 16");
+    assert_eq!(messages[2], "rows is 20001, over the limit postal_rows_per_request_max = 20000");
+    assert_eq!(messages[3], "locations is 10001, over the limit locations_per_channel_max = 10000");
+    assert_eq!(messages[4], "transit_bands is 17, over the limit transit_bands_max = 16");
 }

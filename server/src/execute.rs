@@ -11,16 +11,21 @@ use promesa_engine::error::{
     AvailabilityError, ChannelError, CodeError, LoadError, LocationError, LogError, ReservationError, ReserveError,
     StockError,
 };
+use promesa_engine::routing::ChannelSpec;
 use promesa_engine::{
-    AdjustReason, AdjustRequest, ConfirmRequest, Engine, ExtendRequest, FulfilRequest, FulfilmentMethods, LineQuantity,
-    LocationFilter, LocationKind, LocationSpec, Policy, PositionRow, ReleaseFrom, ReleaseRequest, ReserveRequest,
-    Units,
+    AdjustReason, AdjustRequest, ConfirmRequest, Engine, ExtendRequest, FulfilRequest, LineQuantity, LocationFilter,
+    Policy, PositionRow, ReleaseFrom, ReleaseRequest, ReserveRequest, Units,
 };
 use promesa_protocol::frame::check_limits;
 use promesa_protocol::{
     ArchivedClientFrame, ArchivedRequest, ArchivedUnits, ErrorCode, Figure, LineOutcome, LineView,
     LocationAvailability, PositionAvailability, Request, ReservationView, Response, ResponseEnvelope, Role,
     ServerFrame, SkuAvailability,
+};
+
+use crate::routing::{
+    location_routing, location_spec, postal_error, postal_rows, quote_request, route_error, routed_reserve_request,
+    wire_outcome, wire_plan,
 };
 
 /// Most imports staged at once; a new import id past it is refused.
@@ -86,6 +91,10 @@ pub fn operation_name(request: &ArchivedRequest) -> &'static str {
         ArchivedRequest::Extend { .. } => "extend",
         ArchivedRequest::Get { .. } => "get",
         ArchivedRequest::Stats => "stats",
+        ArchivedRequest::UpsertLocationsWithRouting { .. } => "upsert_locations_with_routing",
+        ArchivedRequest::UpsertPostalCodes { .. } => "upsert_postal_codes",
+        ArchivedRequest::Quote { .. } => "quote",
+        ArchivedRequest::ReserveRouted { .. } => "reserve_routed",
     }
 }
 
@@ -102,8 +111,10 @@ pub fn required_role(request: &ArchivedRequest) -> Role {
         | ArchivedRequest::Availability { .. }
         | ArchivedRequest::AvailabilityMany { .. }
         | ArchivedRequest::Get { .. }
-        | ArchivedRequest::Stats => Role::Read,
+        | ArchivedRequest::Stats
+        | ArchivedRequest::Quote { .. } => Role::Read,
         ArchivedRequest::Reserve { .. }
+        | ArchivedRequest::ReserveRouted { .. }
         | ArchivedRequest::Confirm { .. }
         | ArchivedRequest::Release { .. }
         | ArchivedRequest::Fulfil { .. }
@@ -115,7 +126,9 @@ pub fn required_role(request: &ArchivedRequest) -> Role {
         | ArchivedRequest::SetSafetyStock { .. }
         | ArchivedRequest::ImportRows { .. }
         | ArchivedRequest::ImportCommit { .. }
-        | ArchivedRequest::ImportAbort { .. } => Role::Admin,
+        | ArchivedRequest::ImportAbort { .. }
+        | ArchivedRequest::UpsertLocationsWithRouting { .. }
+        | ArchivedRequest::UpsertPostalCodes { .. } => Role::Admin,
     }
 }
 
@@ -129,7 +142,7 @@ fn allows(role: Role, needed: Role) -> bool {
     (role as u8) >= (needed as u8)
 }
 
-fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> Response {
     Response::Error { code: code.number(), message: message.into() }
 }
 
@@ -222,46 +235,67 @@ impl Executor {
             ArchivedRequest::Hello { .. } => error(ErrorCode::Malformed, "hello is only the first request"),
             ArchivedRequest::Ping => Response::Pong { now_ms: engine.now_ms().max(now_ms) },
             ArchivedRequest::UpsertLocations { locations } => {
-                let mut specs = Vec::with_capacity(locations.len());
-                for (index, row) in locations.iter().enumerate() {
-                    let Some(kind) = LocationKind::from_code(row.kind) else {
-                        return error(
-                            ErrorCode::InvalidArgument,
-                            format!("locations[{index}]: kind {} is not known; expected 0 to 3", row.kind),
-                        );
-                    };
-                    let Some(methods) = FulfilmentMethods::from_bits(row.methods) else {
-                        return error(
-                            ErrorCode::InvalidArgument,
-                            format!(
-                                "locations[{index}]: methods {:#x} has unknown bits; expected at most 0x1f",
-                                row.methods
-                            ),
-                        );
-                    };
-                    specs.push(LocationSpec {
-                        code: row.code.to_string(),
-                        kind,
-                        lat: row.lat.to_native(),
-                        lon: row.lon.to_native(),
-                        methods,
-                        daily_capacity: row.daily_capacity.to_native(),
-                        active: row.active,
-                        routing: Default::default(),
-                    });
-                }
-                // Every row is checked before any applies.
-                match engine.upsert_locations(&specs) {
-                    Ok((created, replaced)) => Response::Upserted { created, replaced },
-                    Err((index, failure)) => location_error(index, &failure),
+                let specs = locations
+                    .iter()
+                    .enumerate()
+                    .map(|(index, row)| location_spec(index, row, Default::default()))
+                    .collect::<Result<Vec<_>, _>>();
+                match specs {
+                    Ok(specs) => upserted_locations(engine, &specs),
+                    Err(response) => response,
                 }
             }
-            ArchivedRequest::UpsertChannel { code, may_sell_safety_stock } => {
-                match engine.upsert_channel(code.as_str(), *may_sell_safety_stock) {
+            ArchivedRequest::UpsertLocationsWithRouting { locations } => {
+                let specs = locations
+                    .iter()
+                    .enumerate()
+                    .map(|(index, row)| location_spec(index, &row.location, location_routing(&row.routing)))
+                    .collect::<Result<Vec<_>, _>>();
+                match specs {
+                    Ok(specs) => upserted_locations(engine, &specs),
+                    Err(response) => response,
+                }
+            }
+            ArchivedRequest::UpsertChannel { code, may_sell_safety_stock, locations } => {
+                let spec = ChannelSpec {
+                    code: code.to_string(),
+                    may_sell_safety_stock: *may_sell_safety_stock,
+                    locations: locations
+                        .as_ref()
+                        .map(|codes| codes.iter().map(|location| location.to_string()).collect()),
+                };
+                match engine.upsert_channel_spec(&spec) {
                     Ok(new) => Response::Upserted { created: u32::from(new), replaced: u32::from(!new) },
                     Err(ChannelError::Code(failure)) => code_error(&failure),
+                    Err(failure @ ChannelError::UnknownLocation { .. }) => {
+                        error(ErrorCode::NotFound, failure.to_string())
+                    }
                     Err(ChannelError::Log(failure)) => log_error(&failure),
                     Err(failure) => error(ErrorCode::Internal, failure.to_string()),
+                }
+            }
+            ArchivedRequest::UpsertPostalCodes { rows } => match engine.upsert_postal_codes(&postal_rows(rows)) {
+                Ok(rows_in_table) => Response::PostalCodesUpserted { rows_in_table: rows_in_table as u64 },
+                Err(failure) => postal_error(&failure),
+            },
+            ArchivedRequest::Quote { order } => {
+                let request = match quote_request(order) {
+                    Ok(request) => request,
+                    Err(response) => return response,
+                };
+                match engine.quote(&request, now_ms) {
+                    Ok(plan) => Response::Quoted(Box::new(wire_plan(plan))),
+                    Err(failure) => route_error(&failure),
+                }
+            }
+            ArchivedRequest::ReserveRouted { reservation_id, ttl_ms, order } => {
+                let request = match routed_reserve_request(reservation_id.as_str(), ttl_ms.to_native(), order) {
+                    Ok(request) => request,
+                    Err(response) => return response,
+                };
+                match engine.reserve_routed(&request, now_ms) {
+                    Ok(outcome) => Response::ReservedRouted(Box::new(wire_outcome(outcome))),
+                    Err(failure) => route_error(&failure),
                 }
             }
             ArchivedRequest::SetOnHand { sku, location, on_hand } => {
@@ -553,6 +587,15 @@ pub fn engine_figures(engine: &Engine) -> Vec<Figure> {
     figures.into_iter().map(|(name, value)| Figure { name: name.to_owned(), value }).collect()
 }
 
+/// Upserts locations whose rows were all converted; the engine checks every row before
+/// any applies.
+fn upserted_locations(engine: &Engine, specs: &[promesa_engine::LocationSpec]) -> Response {
+    match engine.upsert_locations(specs) {
+        Ok((created, replaced)) => Response::Upserted { created, replaced },
+        Err((index, failure)) => location_error(index, &failure),
+    }
+}
+
 fn position(read: &promesa_engine::PositionAvailability) -> PositionAvailability {
     PositionAvailability {
         on_hand: u64::from(read.on_hand),
@@ -646,7 +689,7 @@ fn availability_error(failure: &AvailabilityError) -> Response {
     error(code, failure.to_string())
 }
 
-fn reserve_error(failure: &ReserveError) -> Response {
+pub(crate) fn reserve_error(failure: &ReserveError) -> Response {
     let code = match failure {
         ReserveError::UnknownChannel { .. } => ErrorCode::NotFound,
         ReserveError::IdReusedWithDifferentContent { .. } => ErrorCode::IdReused,
@@ -694,7 +737,9 @@ mod tests {
     use promesa_engine::wal::writer::LogConfig;
     use promesa_engine::{Engine, EngineConfig};
     use promesa_protocol::frame::access_client_frame;
-    use promesa_protocol::{LocationRow, Request, ReserveLine, Response, Role};
+    use promesa_protocol::{
+        Destination, LocationRow, Request, ReserveLine, Response, Role, RouteLine, RouteMethod, RouteOrder,
+    };
 
     use super::{Executor, encode_requests};
 
@@ -739,6 +784,38 @@ mod tests {
         ]);
         let (_, mixed_lsn) = executor.execute_frame(access_client_frame(&mixed).unwrap(), Role::Reserve);
         assert!(mixed_lsn > setup_lsn, "a frame with a reserve waits for the reserve's record");
+    }
+
+    #[test]
+    fn quotes_answer_at_once_and_routed_reserves_wait() {
+        let executor = executor();
+        let location =
+            LocationRow { code: "L0".into(), kind: 0, lat: 0.0, lon: 0.0, methods: 1, daily_capacity: 0, active: true };
+        let setup = encode_requests(vec![
+            Request::UpsertLocations { locations: vec![location] },
+            Request::SetOnHand { sku: "S".into(), location: "L0".into(), on_hand: 5 },
+        ]);
+        let (_, setup_lsn) = executor.execute_frame(access_client_frame(&setup).unwrap(), Role::Admin);
+
+        let order = RouteOrder {
+            channel: None,
+            destination: Destination::Point { lat: 0.1, lon: 0.1 },
+            lines: vec![RouteLine { sku: "S".into(), quantity: 2 }],
+            method: RouteMethod::ShipCheapest,
+            max_shipments: 1,
+            allow_partial: false,
+        };
+        let quote = encode_requests(vec![Request::Quote { order: order.clone() }]);
+        let (answer, quote_lsn) = executor.execute_frame(access_client_frame(&quote).unwrap(), Role::Read);
+        assert_eq!(quote_lsn, 0, "a frame of quotes is answered at once");
+        let Response::Quoted(plan) = &answer.responses[0].response else { panic!("{answer:?}") };
+        assert_eq!(plan.shipments[0].location, "L0");
+
+        let reserve =
+            encode_requests(vec![Request::ReserveRouted { reservation_id: "order-1".into(), ttl_ms: 60_000, order }]);
+        let (answer, reserve_lsn) = executor.execute_frame(access_client_frame(&reserve).unwrap(), Role::Reserve);
+        assert!(reserve_lsn > setup_lsn, "a routed reserve waits for its record");
+        assert!(matches!(&answer.responses[0].response, Response::ReservedRouted(outcome) if outcome.held));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! decodes and validates their frames, runs them against the engine, and responds to
 //! each frame once the write-ahead log contains its changes.
 //!
-//! - [`execute`]: frames to engine calls and back.
+//! - [`execute`]: frames to engine calls and back; `routing` converts the routing
+//!   requests and plans.
 //! - [`server`]: connections, streams, limits, the expiry timer, shutdown.
 //! - [`acknowledger`]: one thread that waits for the log for every frame in flight.
 //! - [`tls`] and [`auth`]: certificates and tokens, with development defaults written
@@ -12,6 +13,7 @@ pub mod acknowledger;
 pub mod auth;
 pub mod execute;
 mod files;
+mod routing;
 pub mod server;
 pub mod tls;
 

@@ -1,5 +1,5 @@
-//! A real server on loopback, driven by the real client: every request kind, roles,
-//! limits, malformed bytes, and a restart that keeps the state.
+//! A real server on loopback, driven by the real client: every request kind, routing
+//! and postal codes, roles, limits, malformed bytes, and a restart that keeps the state.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,8 +10,9 @@ use promesa_protocol::frame::{
     LENGTH_PREFIX_BYTES, access_client_frame, access_server_frame, encode_client_frame, payload_from, payload_len,
 };
 use promesa_protocol::{
-    ArchivedResponse, ClientFrame, ErrorCode, FrameError, FrameReader, LineQuantity, LocationRow, Payload, Request,
-    RequestEnvelope, ReserveLine, Response, StockRow, Units,
+    ArchivedResponse, ClientFrame, Destination, DestinationSource, ErrorCode, FrameError, FrameReader, LineQuantity,
+    LocationRouting, LocationRow, LocationWithRouting, MethodTerms, Payload, PostalCodeRow, Request, RequestEnvelope,
+    ReserveLine, Response, RouteLine, RouteMethod, RouteOrder, StockRow, Units,
 };
 use promesa_server::{Server, ServerConfig};
 use rand::rngs::StdRng;
@@ -124,6 +125,253 @@ async fn operations_survive_a_restart() {
     running.shut_down().await;
 }
 
+/// Returns a one-line order shipped cheapest, split into at most two shipments.
+fn sku_order(destination: Destination, sku: &str, quantity: u64) -> RouteOrder {
+    RouteOrder {
+        channel: None,
+        destination,
+        lines: vec![RouteLine { sku: sku.to_owned(), quantity }],
+        method: RouteMethod::ShipCheapest,
+        max_shipments: 2,
+        allow_partial: false,
+    }
+}
+
+fn position_read(sku: &str, location: &str) -> Request {
+    Request::Availability { sku: sku.to_owned(), location: location.to_owned(), channel: None }
+}
+
+/// Reads the units reserved at a position.
+async fn reserved(client: &Client, sku: &str, location: &str) -> u64 {
+    match client.call_one(position_read(sku, location)).await.unwrap() {
+        Response::Availability(read) => read.reserved,
+        other => panic!("availability of {sku}@{location}: {other:?}"),
+    }
+}
+
+/// Upserts a Mexico City store that ships and offers pickup, six hours behind UTC with
+/// an hour of handling, and a Monterrey warehouse that only ships. LAMP and BOOK are
+/// stocked at both, but too few at either for the orders of the tests.
+async fn seed_routing(client: &Client) {
+    let store = LocationWithRouting {
+        location: LocationRow {
+            code: "MX-CDMX-01".into(),
+            kind: 1,
+            lat: 19.4326,
+            lon: -99.1332,
+            methods: 3,
+            daily_capacity: 0,
+            active: true,
+        },
+        routing: LocationRouting {
+            utc_offset_minutes: -360,
+            terms: [MethodTerms { handling_minutes: 60, cutoff_minute: 18 * 60 }; 5],
+            ..LocationRouting::default()
+        },
+    };
+    let warehouse = LocationWithRouting {
+        location: LocationRow {
+            code: "MX-MTY-DC".into(),
+            kind: 0,
+            lat: 25.6866,
+            lon: -100.3161,
+            methods: 1,
+            daily_capacity: 0,
+            active: true,
+        },
+        routing: LocationRouting::default(),
+    };
+    let (created, replaced) = client.upsert_locations_with_routing(vec![store, warehouse]).await.unwrap();
+    assert_eq!((created, replaced), (2, 0));
+    let mut stock = Vec::new();
+    for (sku, location, on_hand) in [
+        ("TV-55", "MX-CDMX-01", 2),
+        ("TV-55", "MX-MTY-DC", 10),
+        ("LAMP", "MX-CDMX-01", 2),
+        ("LAMP", "MX-MTY-DC", 2),
+        ("BOOK", "MX-CDMX-01", 1),
+        ("BOOK", "MX-MTY-DC", 1),
+    ] {
+        stock.push(Request::SetOnHand { sku: sku.into(), location: location.into(), on_hand });
+    }
+    for response in client.call(stock).await.unwrap() {
+        assert!(matches!(response, Response::StockChanged { .. }), "{response:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_quotes_holds_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), None).await;
+    let client = admin(&running, dir.path()).await;
+    seed_routing(&client).await;
+    let near_store = Destination::Point { lat: 19.42, lon: -99.16 };
+
+    // A quote plans from the nearest store with the units and holds nothing.
+    let plan = client.quote(sku_order(near_store.clone(), "TV-55", 1)).await.unwrap();
+    assert_eq!(plan.destination.source, DestinationSource::Point);
+    assert_eq!(plan.shipments.len(), 1, "{plan:?}");
+    let shipment = &plan.shipments[0];
+    assert_eq!((shipment.location.as_str(), shipment.method), ("MX-CDMX-01", 0));
+    assert_eq!((shipment.lines[0].sku.as_str(), shipment.lines[0].quantity), ("TV-55", 1));
+    assert_eq!(shipment.lines[0].reservation_line, None);
+    assert!(shipment.distance_km < 10.0, "{plan:?}");
+    assert!(plan.unfilled.is_empty(), "{plan:?}");
+    assert_eq!(plan.explanations.len(), 1);
+    assert!(plan.explanations[0].starts_with("MX-CDMX-01: "), "{:?}", plan.explanations);
+    assert_eq!(reserved(&client, "TV-55", "MX-CDMX-01").await, 0);
+
+    // A channel limited to the warehouse routes there.
+    assert!(client.upsert_channel("web", false, Some(vec!["MX-MTY-DC".into()])).await.unwrap());
+    let web_order = RouteOrder { channel: Some("web".into()), ..sku_order(near_store.clone(), "TV-55", 1) };
+    let plan = client.quote(web_order).await.unwrap();
+    assert_eq!(plan.shipments[0].location, "MX-MTY-DC", "{plan:?}");
+    let unknown = client.upsert_channel("web", false, Some(vec!["MX-NOWHERE".into()])).await.err().unwrap();
+    assert!(
+        matches!(&unknown, ClientError::Rejected { code, message }
+            if *code == ErrorCode::NotFound.number() && message.contains("MX-NOWHERE")),
+        "{unknown}"
+    );
+
+    // Four lamps need both locations: the routed reserve holds two shipments.
+    let lamps = sku_order(near_store.clone(), "LAMP", 4);
+    let held = client.reserve_routed("routed-1", 900_000, lamps.clone()).await.unwrap();
+    assert!(held.held, "{held:?}");
+    assert!(!held.replayed, "{held:?}");
+    assert_eq!(held.plan.shipments.len(), 2, "{held:?}");
+    let reservation_lines: Vec<Option<u32>> =
+        held.plan.shipments.iter().flat_map(|shipment| &shipment.lines).map(|line| line.reservation_line).collect();
+    assert_eq!(reservation_lines, vec![Some(0), Some(1)]);
+    assert_eq!(reserved(&client, "LAMP", "MX-CDMX-01").await, 2);
+    assert_eq!(reserved(&client, "LAMP", "MX-MTY-DC").await, 2);
+
+    // The same id and order returns the first plan without holding again.
+    let replayed = client.reserve_routed("routed-1", 900_000, lamps.clone()).await.unwrap();
+    assert!(replayed.held, "{replayed:?}");
+    assert!(replayed.replayed, "{replayed:?}");
+    assert_eq!(replayed.plan.shipments, held.plan.shipments);
+    assert_eq!(replayed.deadline_ms, held.deadline_ms);
+    assert!(replayed.plan.explanations.is_empty(), "{replayed:?}");
+    assert_eq!(reserved(&client, "LAMP", "MX-CDMX-01").await, 2);
+    let reused = client.reserve_routed("routed-1", 900_000, sku_order(near_store.clone(), "LAMP", 3)).await;
+    assert!(
+        matches!(&reused, Err(ClientError::Rejected { code, .. }) if *code == ErrorCode::IdReused.number()),
+        "{reused:?}"
+    );
+    let Response::Reservation(Some(view)) =
+        client.call_one(Request::Get { reservation_id: "routed-1".into() }).await.unwrap()
+    else {
+        panic!("routed-1 is not known");
+    };
+    let locations: Vec<&str> = view.lines.iter().map(|line| line.location.as_str()).collect();
+    assert_eq!(locations, ["MX-CDMX-01", "MX-MTY-DC"]);
+
+    // Two books fit only in two shipments: with one allowed, nothing is held.
+    let books = RouteOrder { max_shipments: 1, ..sku_order(near_store.clone(), "BOOK", 2) };
+    let refused = client.reserve_routed("routed-2", 900_000, books).await.unwrap();
+    assert!(!refused.held, "{refused:?}");
+    assert!(!refused.replayed, "{refused:?}");
+    assert!(refused.plan.shipments.is_empty(), "{refused:?}");
+    assert_eq!(refused.plan.unfilled.len(), 1, "{refused:?}");
+    assert_eq!((refused.plan.unfilled[0].unfilled, refused.plan.unfilled[0].reason), (2, 3));
+    assert_eq!(reserved(&client, "BOOK", "MX-CDMX-01").await, 0);
+    assert_eq!(reserved(&client, "BOOK", "MX-MTY-DC").await, 0);
+    let missing = client.call_one(Request::Get { reservation_id: "routed-2".into() }).await.unwrap();
+    assert_eq!(missing, Response::Reservation(None));
+
+    // Pickup at a store that does not stock the order is not an error but unfilled.
+    let pickup = RouteOrder {
+        method: RouteMethod::PickupAt { store: "MX-CDMX-01".into(), curbside: false },
+        ..sku_order(near_store.clone(), "TV-55", 5)
+    };
+    let plan = client.quote(pickup).await.unwrap();
+    assert!(plan.shipments.is_empty(), "{plan:?}");
+    assert_eq!(plan.unfilled[0].reason, 4, "{plan:?}");
+    let unknown_store = RouteOrder {
+        method: RouteMethod::PickupAt { store: "MX-NOWHERE".into(), curbside: false },
+        ..sku_order(near_store, "TV-55", 1)
+    };
+    let unknown = client.call_one(Request::Quote { order: unknown_store }).await.unwrap();
+    assert_eq!(error_code(&unknown), Some(ErrorCode::NotFound), "{unknown:?}");
+
+    let Response::Stats(figures) = client.call_one(Request::Stats).await.unwrap() else { panic!() };
+    for name in ["latency_us.quote.count", "latency_us.reserve_routed.count"] {
+        assert!(figures.iter().any(|figure| figure.name == name && figure.value > 0), "no {name} in {figures:?}");
+    }
+
+    client.close().await;
+    running.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postal_codes_resolve_with_region_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), None).await;
+    let client = admin(&running, dir.path()).await;
+    seed_routing(&client).await;
+
+    let row = |postal_code: &str, lat: f64, lon: f64| PostalCodeRow {
+        country: "MX".into(),
+        postal_code: postal_code.into(),
+        lat,
+        lon,
+    };
+    let rows = vec![row("06700", 19.4195, -99.1627), row("06*", 19.4326, -99.1332), row("64000", 25.6714, -100.309)];
+    assert_eq!(client.upsert_postal_codes(rows).await.unwrap(), 3);
+
+    let postal = |postal_code: &str| Destination::Postal { country: "mx".into(), postal_code: postal_code.into() };
+    let exact = client.quote(sku_order(postal("06700"), "TV-55", 1)).await.unwrap();
+    assert_eq!(exact.destination.source, DestinationSource::PostalCode);
+    assert_eq!((exact.destination.lat, exact.destination.lon), (19.4195, -99.1627));
+    let region = client.quote(sku_order(postal("06600"), "TV-55", 1)).await.unwrap();
+    assert_eq!(region.destination.source, DestinationSource::PostalRegion { prefix: "06".into() });
+    assert_eq!(region.shipments[0].location, "MX-CDMX-01");
+    let north = client.quote(sku_order(postal("64000"), "TV-55", 1)).await.unwrap();
+    assert_eq!(north.shipments[0].location, "MX-MTY-DC", "{north:?}");
+
+    let unknown = client.call_one(Request::Quote { order: sku_order(postal("99999"), "TV-55", 1) }).await.unwrap();
+    let Response::Error { code, message } = &unknown else { panic!("{unknown:?}") };
+    assert_eq!(ErrorCode::from_number(*code), Some(ErrorCode::UnknownDestination));
+    assert!(message.contains("mx:99999 is not known"), "{message}");
+
+    // A bad row rejects the whole request and names its index.
+    let bad = vec![row("01000", 19.35, -99.19), PostalCodeRow { country: "MEX".into(), ..row("01010", 19.3, -99.2) }];
+    let rejected = client.upsert_postal_codes(bad).await.err().unwrap();
+    assert!(
+        matches!(&rejected, ClientError::Rejected { code, message }
+            if *code == ErrorCode::InvalidArgument.number() && message.starts_with("rows[1]: country \"MEX\"")),
+        "{rejected}"
+    );
+    assert_eq!(client.upsert_postal_codes(Vec::new()).await.unwrap(), 3, "the bad request added no row");
+
+    let too_many = vec![row("06700", 19.4195, -99.1627); 20_001];
+    let Response::Error { code, message } =
+        client.call_one(Request::UpsertPostalCodes { rows: too_many }).await.unwrap()
+    else {
+        panic!("20,001 rows were accepted");
+    };
+    assert_eq!(ErrorCode::from_number(code), Some(ErrorCode::LimitExceeded));
+    assert_eq!(message, "rows is 20001, over the limit postal_rows_per_request_max = 20000");
+
+    // The table and a routed reservation made through it survive a restart.
+    let held = client.reserve_routed("postal-1", 900_000, sku_order(postal("06600"), "TV-55", 1)).await.unwrap();
+    assert!(held.held, "{held:?}");
+    client.close().await;
+    running.shut_down().await;
+
+    let running = start(dir.path(), None).await;
+    let client = admin(&running, dir.path()).await;
+    let region = client.quote(sku_order(postal("06600"), "TV-55", 1)).await.unwrap();
+    assert_eq!(region.destination.source, DestinationSource::PostalRegion { prefix: "06".into() });
+    let replayed = client.reserve_routed("postal-1", 900_000, sku_order(postal("06600"), "TV-55", 1)).await.unwrap();
+    assert!(replayed.replayed, "{replayed:?}");
+    assert!(replayed.held, "{replayed:?}");
+    assert_eq!(replayed.plan.shipments, held.plan.shipments);
+    assert_eq!(reserved(&client, "TV-55", "MX-CDMX-01").await, 1);
+    client.close().await;
+    running.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_tokens_and_limits() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,6 +404,36 @@ async fn roles_tokens_and_limits() {
     let forbidden = reader.call_one(reserve("order-9", 1)).await.unwrap();
     assert_eq!(error_code(&forbidden), Some(ErrorCode::Forbidden), "{forbidden:?}");
     assert!(matches!(reader.call_one(availability()).await.unwrap(), Response::Availability(_)));
+
+    // A quote is a read; a routed reserve needs the reserve role and holds nothing.
+    let order = sku_order(Destination::Point { lat: 19.42, lon: -99.16 }, "SKU-1", 2);
+    let plan = reader.quote(order.clone()).await.expect("a reader may quote");
+    assert_eq!(plan.shipments[0].location, "MX-01");
+    let refused = reader.reserve_routed("routed-9", 60_000, order.clone()).await.expect_err("a reader may not hold");
+    assert!(
+        matches!(&refused, ClientError::Rejected { code, message }
+            if *code == ErrorCode::Forbidden.number() && message.contains("needs the reserve role")),
+        "{refused}"
+    );
+    let Response::Availability(read) = reader.call_one(availability()).await.unwrap() else { panic!() };
+    assert_eq!(read.reserved, 0, "the refused routed reserve held nothing");
+    let postal = reader
+        .call_one(Request::UpsertPostalCodes {
+            rows: vec![PostalCodeRow { country: "MX".into(), postal_code: "06700".into(), lat: 19.4, lon: -99.1 }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(error_code(&postal), Some(ErrorCode::Forbidden), "{postal:?}");
+
+    let too_many_route_lines =
+        RouteOrder { lines: (0..65).map(|_| RouteLine { sku: "SKU-1".into(), quantity: 1 }).collect(), ..order };
+    let Response::Error { code, message } =
+        admin.call_one(Request::Quote { order: too_many_route_lines }).await.unwrap()
+    else {
+        panic!("an order of 65 lines was planned");
+    };
+    assert_eq!(ErrorCode::from_number(code), Some(ErrorCode::LimitExceeded));
+    assert_eq!(message, "lines is 65, over the limit route_lines_max = 64");
 
     let too_many_lines = Request::Reserve {
         reservation_id: "big".into(),
@@ -298,7 +576,40 @@ fn valid_frames() -> Vec<Vec<u8>> {
                 active: true,
             }],
         }],
-        vec![Request::UpsertChannel { code: "fz-web".into(), may_sell_safety_stock: true }],
+        vec![Request::UpsertChannel { code: "fz-web".into(), may_sell_safety_stock: true, locations: None }],
+        vec![Request::UpsertChannel {
+            code: "fz-store".into(),
+            may_sell_safety_stock: false,
+            locations: Some(vec![location.clone()]),
+        }],
+        vec![Request::UpsertLocationsWithRouting {
+            locations: vec![LocationWithRouting {
+                location: LocationRow {
+                    code: location.clone(),
+                    kind: 1,
+                    lat: 20.6597,
+                    lon: -103.3496,
+                    methods: 3,
+                    daily_capacity: 0,
+                    active: true,
+                },
+                routing: LocationRouting { utc_offset_minutes: -360, ..LocationRouting::default() },
+            }],
+        }],
+        vec![Request::UpsertPostalCodes {
+            rows: vec![
+                PostalCodeRow { country: "MX".into(), postal_code: "44100".into(), lat: 20.67, lon: -103.35 },
+                PostalCodeRow { country: "MX".into(), postal_code: "44*".into(), lat: 20.66, lon: -103.34 },
+            ],
+        }],
+        vec![Request::Quote {
+            order: fuzz_order(Destination::Postal { country: "MX".into(), postal_code: "44600".into() }),
+        }],
+        vec![Request::ReserveRouted {
+            reservation_id: "fz-routed-1".into(),
+            ttl_ms: 60_000,
+            order: fuzz_order(Destination::Point { lat: 20.7, lon: -103.4 }),
+        }],
         vec![Request::SetOnHand { sku: sku.clone(), location: location.clone(), on_hand: 1_000_000 }],
         vec![Request::AdjustOnHand {
             sku: sku.clone(),
@@ -372,6 +683,18 @@ fn valid_frames() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Returns a one-line order of the fuzz SKU, shipped cheapest.
+fn fuzz_order(destination: Destination) -> RouteOrder {
+    RouteOrder {
+        channel: None,
+        destination,
+        lines: vec![RouteLine { sku: FUZZ_SKU.into(), quantity: 1 }],
+        method: RouteMethod::ShipCheapest,
+        max_shipments: 2,
+        allow_partial: false,
+    }
+}
+
 /// A request whose structure is valid but one of whose values is out of range, and the
 /// text the error message must contain: the field and the value.
 fn out_of_range_requests() -> Vec<(Request, &'static str)> {
@@ -429,6 +752,44 @@ fn out_of_range_requests() -> Vec<(Request, &'static str)> {
                 op_id: "fz-bad-reason".into(),
             },
             "reason 200",
+        ),
+        (
+            Request::Quote {
+                order: RouteOrder { max_shipments: 0, ..fuzz_order(Destination::Point { lat: 20.7, lon: -103.4 }) },
+            },
+            "max_shipments 0",
+        ),
+        (Request::Quote { order: fuzz_order(Destination::Point { lat: 91.0, lon: 0.0 }) }, "latitude 91"),
+        (
+            Request::ReserveRouted {
+                reservation_id: "fz-routed-no-ttl".into(),
+                ttl_ms: 0,
+                order: fuzz_order(Destination::Point { lat: 20.7, lon: -103.4 }),
+            },
+            "ttl_ms 0",
+        ),
+        (
+            Request::UpsertLocationsWithRouting {
+                locations: vec![LocationWithRouting {
+                    location: LocationRow {
+                        code: "MX-MTY-09".into(),
+                        kind: 0,
+                        lat: 25.6866,
+                        lon: -100.3161,
+                        methods: 1,
+                        daily_capacity: 0,
+                        active: true,
+                    },
+                    routing: LocationRouting { utc_offset_minutes: 900, ..LocationRouting::default() },
+                }],
+            },
+            "utc_offset_minutes 900",
+        ),
+        (
+            Request::UpsertPostalCodes {
+                rows: vec![PostalCodeRow { country: "MX".into(), postal_code: "01000".into(), lat: 95.0, lon: 0.0 }],
+            },
+            "lat 95",
         ),
     ]
 }

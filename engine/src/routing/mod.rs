@@ -551,3 +551,91 @@ fn plan_of_record(catalog: &Catalog, routed: &RoutedRecord) -> Plan {
         cost_cents,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EngineConfig, FulfilmentMethods, LocationKind, LocationSpec};
+
+    /// A small deterministic generator for the random networks.
+    struct Draws(u64);
+
+    impl Draws {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % bound
+        }
+    }
+
+    /// Plans made weighing only the locations that can still win equal the plans made
+    /// weighing every location.
+    #[test]
+    fn pruned_plans_equal_exhaustive_plans() {
+        let mut draws = Draws(42);
+        for network in 0..40 {
+            let engine = Engine::new(EngineConfig::default());
+            let locations = 2 + draws.below(40);
+            for index in 0..locations {
+                let mut routing = LocationRouting {
+                    shipment_cost_cents: 100 + draws.below(5) as u32 * 100,
+                    km_cost_cents: draws.below(3) as u32,
+                    speed_km_per_day: 100 + draws.below(4) as u32 * 200,
+                    ..LocationRouting::default()
+                };
+                routing.terms[Method::Ship as usize].handling_minutes = draws.below(4) as u32 * 720;
+                routing.terms[Method::Ship as usize].cutoff_minute = draws.below(1_441) as u16;
+                let spec = LocationSpec {
+                    code: format!("L{index:02}"),
+                    kind: LocationKind::Store,
+                    lat: 19.0 + draws.below(200) as f64 / 100.0,
+                    lon: -99.0 - draws.below(200) as f64 / 100.0,
+                    methods: FulfilmentMethods::SHIP.with(FulfilmentMethods::PICKUP),
+                    daily_capacity: draws.below(3) as u32,
+                    active: draws.below(8) != 0,
+                    routing,
+                };
+                engine.upsert_location(&spec).unwrap();
+                for sku in ["A", "B"] {
+                    engine.set_on_hand(sku, &spec.code, draws.below(6), 1_000).unwrap();
+                }
+            }
+            for order_index in 0..20 {
+                let method = match draws.below(3) {
+                    0 => RouteMethod::ShipCheapest,
+                    1 => RouteMethod::ShipFastest,
+                    _ => RouteMethod::PickupNearest { curbside: false },
+                };
+                let order = QuoteRequest {
+                    channel: None,
+                    destination: Destination::Point {
+                        lat: 19.0 + draws.below(200) as f64 / 100.0,
+                        lon: -99.0 - draws.below(200) as f64 / 100.0,
+                    },
+                    lines: vec![
+                        RouteLine { sku: "A".into(), quantity: 1 + draws.below(3) },
+                        RouteLine { sku: "B".into(), quantity: 1 + draws.below(3) },
+                    ],
+                    method,
+                    max_shipments: 1 + draws.below(2) as u32,
+                    allow_partial: false,
+                };
+                let now_ms = 1_000 + draws.below(2 * 86_400_000);
+                let pruned = engine.quote(&order, now_ms).unwrap();
+                plan::EXHAUSTIVE.set(true);
+                let exhaustive = engine.quote(&order, now_ms).unwrap();
+                plan::EXHAUSTIVE.set(false);
+                assert_eq!(pruned.shipments, exhaustive.shipments, "network {network}, order {order_index}");
+                assert_eq!(pruned.unfilled, exhaustive.unfilled, "network {network}, order {order_index}");
+                assert_eq!(pruned.explanations, exhaustive.explanations, "network {network}, order {order_index}");
+                if order_index % 5 == 4 {
+                    let request = RoutedReserveRequest {
+                        reservation_id: format!("r{network}-{order_index}"),
+                        ttl_ms: 60_000,
+                        order,
+                    };
+                    engine.reserve_routed(&request, now_ms).unwrap();
+                }
+            }
+        }
+    }
+}

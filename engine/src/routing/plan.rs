@@ -25,9 +25,12 @@ use crate::routing::{
 /// Milliseconds in a day.
 pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 
-/// Cost added per day the order arrives after the earliest promise an eligible
-/// location could make, in cents.
+/// Cost added per day a shipping order arrives after its target promise, in cents.
 pub const LATE_DAY_COST_CENTS: u64 = 200;
+
+/// The target promise of a shipping order, in days after the order: arriving later
+/// costs `LATE_DAY_COST_CENTS` a day.
+pub const SHIP_PROMISE_TARGET_DAYS: u64 = 2;
 
 /// Candidates with the most coverage that the exact two-shipment search pairs up.
 const PAIR_SEARCH_CANDIDATES: usize = 24;
@@ -246,6 +249,9 @@ struct Survey {
     excluded: Vec<Excluded>,
     /// Locations that stock the order's SKUs with none available, and their distance.
     empty: Vec<(u32, f64)>,
+    /// Per distinct SKU, the distance of the nearest location with some available,
+    /// whether it can take the order or not.
+    nearest_stocked_km: SmallVec<[f64; 8]>,
     /// Per distinct SKU, units at every candidate together.
     total_avail: SmallVec<[u64; 8]>,
 }
@@ -268,27 +274,13 @@ pub(crate) fn plan(
     swept_until_ms: u64,
 ) -> Option<PlanDraft> {
     let point = UnitVector::from_degrees(destination.lat, destination.lon);
-    let mut survey = survey(table, catalog, order, &point, swept_until_ms)?;
     let goal = match order.method {
         RouteMethod::ShipCheapest => Goal::Cheapest,
         RouteMethod::ShipFastest | RouteMethod::SameDay => Goal::Fastest,
         RouteMethod::PickupAt { .. } | RouteMethod::PickupNearest { .. } => Goal::Nearest,
     };
-    let earliest_promise_ms = survey
-        .candidates
-        .iter()
-        .filter(|candidate| candidate.avail.iter().any(|&units| units > 0))
-        .map(|candidate| candidate.promise_ms)
-        .min()
-        .unwrap_or(order.now_ms);
-
-    for candidate in &mut survey.candidates {
-        candidate.score = match goal {
-            Goal::Cheapest => (score_cents(candidate.cost_cents, candidate.promise_ms, earliest_promise_ms), 0),
-            Goal::Fastest => (candidate.promise_ms, candidate.cost_cents),
-            Goal::Nearest => (0, 0),
-        };
-    }
+    let target_ms = order.now_ms + SHIP_PROMISE_TARGET_DAYS * DAY_MS;
+    let survey = survey(table, catalog, order, &point, swept_until_ms, goal, target_ms)?;
     let need: SmallVec<[u64; 8]> = survey.skus.iter().map(|&(_, units)| units).collect();
     let max_shipments = if goal == Goal::Nearest { 1 } else { order.max_shipments as usize };
     let compare = |a: usize, b: usize| compare_single(table, &survey.candidates[a], &survey.candidates[b]);
@@ -310,7 +302,7 @@ pub(crate) fn plan(
             let mut ranked: Vec<usize> = (0..survey.candidates.len()).collect();
             ranked.sort_by(|&a, &b| compare(a, b));
             let shipments = if max_shipments >= 2 { max_shipments } else { 1 };
-            choose_split(&survey, &ranked, &need, shipments, goal, earliest_promise_ms)
+            choose_split(&survey, &ranked, &need, shipments, goal, target_ms)
         }
         None => SmallVec::new(),
     };
@@ -324,6 +316,8 @@ fn survey(
     order: &Order<'_>,
     destination: &UnitVector,
     swept_until_ms: u64,
+    goal: Goal,
+    target_ms: u64,
 ) -> Option<Survey> {
     let mut skus: SmallVec<[(u32, u64); 8]> = SmallVec::new();
     let mut line_sku: SmallVec<[Option<usize>; 8]> = SmallVec::new();
@@ -394,45 +388,212 @@ fn survey(
         return None;
     }
 
-    // Then weigh only the locations with stock; the others are kept with their
-    // distance to explain choices.
-    let mut candidates: Vec<Candidate> = Vec::new();
-    let mut excluded: Vec<Excluded> = Vec::new();
-    let mut empty: Vec<(u32, f64)> = Vec::new();
-    SCRATCH.with_borrow(|scratch| {
-        candidates.reserve(scratch.locations.len());
+    // Then weigh the locations with stock; the others are kept with their distance
+    // to explain choices. When some location fills the whole order alone, only the
+    // ones that could still beat the best so far are weighed (see `weigh_fillers`).
+    let mut survey = Survey {
+        skus,
+        line_sku,
+        candidates: Vec::new(),
+        excluded: Vec::new(),
+        empty: Vec::new(),
+        nearest_stocked_km: SmallVec::from_elem(f64::INFINITY, width),
+        total_avail: SmallVec::new(),
+    };
+    SCRATCH.with_borrow_mut(|scratch| {
+        let mut fillers: Vec<Filler> = Vec::new();
+        let mut stocked: Vec<(u32, f64, usize)> = Vec::with_capacity(scratch.locations.len());
         for (row, &location) in scratch.locations.iter().enumerate() {
             let avail = &scratch.avail[row * width..(row + 1) * width];
+            let route = table.locations[location as usize].as_ref().expect("surveyed locations are in the table");
+            let distance_km = route.point.distance_km(destination);
             if avail.iter().all(|&units| units == 0) {
-                let route = table.locations[location as usize].as_ref().expect("positions name known locations");
-                empty.push((location, route.point.distance_km(destination)));
+                survey.empty.push((location, distance_km));
                 continue;
             }
-            match evaluate(table, catalog, order, destination, location) {
-                Ok(terms) => candidates.push(Candidate {
-                    location,
-                    method: terms.method,
-                    distance_km: terms.distance_km,
-                    cost_cents: terms.cost_cents,
-                    promise_ms: terms.promise_ms,
-                    avail: SmallVec::from_slice(avail),
-                    score: (0, 0),
-                }),
-                Err((distance_km, reason)) => excluded.push(Excluded { location, distance_km, reason }),
+            for (nearest, &units) in survey.nearest_stocked_km.iter_mut().zip(avail) {
+                if units > 0 {
+                    *nearest = nearest.min(distance_km);
+                }
+            }
+            stocked.push((location, distance_km, row));
+            let fills = avail.iter().zip(&survey.skus).all(|(&units, &(_, need))| u64::from(units) >= need);
+            if fills {
+                let bound = lower_bound(route, goal, order, distance_km);
+                fillers.push(Filler { bound, distance_km, location, row, weighed: false });
+            }
+        }
+        let weighed = if exhaustive() {
+            None
+        } else {
+            let context = (table, catalog, order, destination, goal, target_ms);
+            weigh_fillers(context, &mut fillers, &mut survey, scratch, width)
+        };
+        if let Some(winner_km) = weighed {
+            // Weigh the nearest location nearer than the winner, to explain the choice.
+            let nearest = stocked
+                .iter()
+                .filter(|&&(_, distance_km, _)| distance_km < winner_km)
+                .min_by(|a, b| tie_break(table, a.1, a.0, b.1, b.0));
+            if let Some(&(location, _, row)) = nearest {
+                let known = survey.candidates.iter().any(|candidate| candidate.location == location)
+                    || survey.excluded.iter().any(|excluded| excluded.location == location);
+                if !known {
+                    let avail = &scratch.avail[row * width..(row + 1) * width];
+                    weigh(table, catalog, order, destination, goal, target_ms, location, avail, &mut survey);
+                }
+            }
+        } else {
+            // No location fills the order alone: weigh every one with stock.
+            survey.candidates.clear();
+            survey.excluded.clear();
+            for &(location, _, row) in &stocked {
+                let avail = &scratch.avail[row * width..(row + 1) * width];
+                weigh(table, catalog, order, destination, goal, target_ms, location, avail, &mut survey);
             }
         }
     });
-    let total_avail =
-        (0..skus.len()).map(|slot| candidates.iter().map(|candidate| u64::from(candidate.avail[slot])).sum()).collect();
-    Some(Survey { skus, line_sku, candidates, excluded, empty, total_avail })
+    survey.total_avail = (0..width)
+        .map(|slot| survey.candidates.iter().map(|candidate| u64::from(candidate.avail[slot])).sum())
+        .collect();
+    Some(survey)
 }
 
-fn late_days(promise_ms: u64, earliest_promise_ms: u64) -> u64 {
-    promise_ms.saturating_sub(earliest_promise_ms).div_ceil(DAY_MS)
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's plans weigh every location, to check the pruning against.
+    pub(crate) static EXHAUSTIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn score_cents(cost_cents: u64, promise_ms: u64, earliest_promise_ms: u64) -> u64 {
-    cost_cents + LATE_DAY_COST_CENTS * late_days(promise_ms, earliest_promise_ms)
+#[cfg(test)]
+fn exhaustive() -> bool {
+    EXHAUSTIVE.get()
+}
+
+#[cfg(not(test))]
+fn exhaustive() -> bool {
+    false
+}
+
+/// A location that fills the whole order alone, with a lower bound of its rank.
+struct Filler {
+    /// No weighing can give the location a better (score, distance) than this.
+    bound: (u64, u64),
+    distance_km: f64,
+    location: u32,
+    row: usize,
+    weighed: bool,
+}
+
+/// A lower bound of what a location scores for a goal, from its distance alone:
+/// handling, cut-offs and lateness only add to the promise and the score.
+fn lower_bound(route: &LocationRoute, goal: Goal, order: &Order<'_>, distance_km: f64) -> (u64, u64) {
+    let shipment_cost = u64::from(route.routing.shipment_cost_cents);
+    let distance_cost = (f64::from(route.routing.km_cost_cents) * distance_km + 0.5) as u64;
+    match goal {
+        Goal::Cheapest => (shipment_cost + distance_cost, 0),
+        Goal::Fastest => {
+            let transit_ms = match order.method {
+                RouteMethod::SameDay => 0,
+                _ => transit_days(route, distance_km) * DAY_MS,
+            };
+            (order.now_ms + transit_ms, shipment_cost + distance_cost)
+        }
+        Goal::Nearest => (0, 0),
+    }
+}
+
+/// Weighs one location: a candidate if it can take the order, else excluded.
+#[allow(clippy::too_many_arguments)]
+fn weigh(
+    table: &RoutingTable,
+    catalog: &Catalog,
+    order: &Order<'_>,
+    destination: &UnitVector,
+    goal: Goal,
+    target_ms: u64,
+    location: u32,
+    avail: &[u32],
+    survey: &mut Survey,
+) -> bool {
+    match evaluate(table, catalog, order, destination, location) {
+        Ok(terms) => {
+            survey.candidates.push(Candidate {
+                location,
+                method: terms.method,
+                distance_km: terms.distance_km,
+                cost_cents: terms.cost_cents,
+                promise_ms: terms.promise_ms,
+                avail: SmallVec::from_slice(avail),
+                score: score(goal, terms.cost_cents, terms.promise_ms, target_ms),
+            });
+            true
+        }
+        Err((distance_km, reason)) => {
+            survey.excluded.push(Excluded { location, distance_km, reason });
+            false
+        }
+    }
+}
+
+/// Weighs the locations that fill the order alone, lowest bound first, until the
+/// next bound is above the best weighed rank: no location left can beat it. Returns
+/// the distance of the best, or `None` if none of them can take the order.
+#[allow(clippy::too_many_arguments)]
+fn weigh_fillers(
+    (table, catalog, order, destination, goal, target_ms): (
+        &RoutingTable,
+        &Catalog,
+        &Order<'_>,
+        &UnitVector,
+        Goal,
+        u64,
+    ),
+    fillers: &mut [Filler],
+    survey: &mut Survey,
+    scratch: &Scratch,
+    width: usize,
+) -> Option<f64> {
+    let mut best: Option<((u64, u64), f64)> = None;
+    loop {
+        let next = fillers
+            .iter_mut()
+            .filter(|filler| !filler.weighed)
+            .min_by(|a, b| a.bound.cmp(&b.bound).then(a.distance_km.total_cmp(&b.distance_km)));
+        let Some(filler) = next else { break };
+        if let Some((score, distance_km)) = best
+            && (filler.bound > score || (filler.bound == score && filler.distance_km > distance_km))
+        {
+            break;
+        }
+        filler.weighed = true;
+        let avail = &scratch.avail[filler.row * width..(filler.row + 1) * width];
+        if weigh(table, catalog, order, destination, goal, target_ms, filler.location, avail, survey) {
+            let candidate = survey.candidates.last().expect("just weighed");
+            let rank = (candidate.score, candidate.distance_km);
+            if best.is_none_or(|(score, distance_km)| rank.0 < score || (rank.0 == score && rank.1 <= distance_km)) {
+                best = Some(rank);
+            }
+        }
+    }
+    best.map(|(_, distance_km)| distance_km)
+}
+
+fn late_days(promise_ms: u64, target_ms: u64) -> u64 {
+    promise_ms.saturating_sub(target_ms).div_ceil(DAY_MS)
+}
+
+fn score_cents(cost_cents: u64, promise_ms: u64, target_ms: u64) -> u64 {
+    cost_cents + LATE_DAY_COST_CENTS * late_days(promise_ms, target_ms)
+}
+
+/// What a candidate ranks by for a goal, lower first.
+fn score(goal: Goal, cost_cents: u64, promise_ms: u64, target_ms: u64) -> (u64, u64) {
+    match goal {
+        Goal::Cheapest => (score_cents(cost_cents, promise_ms, target_ms), 0),
+        Goal::Fastest => (promise_ms, cost_cents),
+        Goal::Nearest => (0, 0),
+    }
 }
 
 fn compare_single(table: &RoutingTable, a: &Candidate, b: &Candidate) -> CmpOrdering {
@@ -461,7 +622,7 @@ fn choose_split(
     need: &[u64],
     max_shipments: usize,
     goal: Goal,
-    earliest_promise_ms: u64,
+    target_ms: u64,
 ) -> SmallVec<[usize; 4]> {
     let candidates = &survey.candidates;
     let mut chosen: SmallVec<[usize; 4]> = SmallVec::new();
@@ -495,7 +656,7 @@ fn choose_split(
             let cost = a.cost_cents + b.cost_cents;
             let primary = match goal {
                 Goal::Fastest => (promise_ms, cost),
-                _ => (score_cents(cost, promise_ms, earliest_promise_ms), 0),
+                _ => (score_cents(cost, promise_ms, target_ms), 0),
             };
             (primary, a.distance_km + b.distance_km)
         };
@@ -660,8 +821,7 @@ fn explain(
         return "no eligible location can fill it".to_owned();
     };
     let winner = &survey.candidates[chosen[shipment_index]];
-    let nearest_stocked =
-        survey.candidates.iter().all(|other| other.avail[slot] == 0 || other.distance_km >= winner.distance_km);
+    let nearest_stocked = survey.nearest_stocked_km[slot] >= winner.distance_km;
     let why = match (chosen.len(), goal) {
         (_, Goal::Nearest) => "nearest store that fills the order",
         (1, _) if nearest_stocked => "nearest with stock that fills the order",
@@ -678,25 +838,29 @@ fn explain(
         winner.distance_km
     );
 
-    // The nearest location nearer than the winner that stocks the SKU, and why it lost.
-    let mut nearest_candidate: Option<&Candidate> = None;
-    for candidate in &survey.candidates {
-        let nearer = candidate.distance_km < winner.distance_km
-            && nearest_candidate.is_none_or(|nearest| candidate.distance_km < nearest.distance_km);
-        if nearer && !chosen.iter().any(|&index| survey.candidates[index].location == candidate.location) {
-            nearest_candidate = Some(candidate);
-        }
-    }
+    // The nearest location nearer than the winner (ties to the lower code), and why
+    // it lost.
+    let nearest_candidate = survey
+        .candidates
+        .iter()
+        .filter(|candidate| {
+            candidate.distance_km < winner.distance_km
+                && !chosen.iter().any(|&index| survey.candidates[index].location == candidate.location)
+        })
+        .min_by(|a, b| tie_break(table, a.distance_km, a.location, b.distance_km, b.location));
     let excluded = survey
         .excluded
         .iter()
         .map(|excluded| (excluded.location, excluded.distance_km, excluded.reason.describe()))
         .chain(survey.empty.iter().map(|&(location, distance_km)| (location, distance_km, "has none available")));
-    let nearest_excluded =
-        excluded.filter(|&(_, distance_km, _)| distance_km < winner.distance_km).min_by(|a, b| a.1.total_cmp(&b.1));
+    let nearest_excluded = excluded
+        .filter(|&(_, distance_km, _)| distance_km < winner.distance_km)
+        .min_by(|a, b| tie_break(table, a.1, a.0, b.1, b.0));
     match (nearest_candidate, nearest_excluded) {
         (_, Some((location, distance_km, reason)))
-            if nearest_candidate.is_none_or(|candidate| distance_km < candidate.distance_km) =>
+            if nearest_candidate.is_none_or(|candidate| {
+                tie_break(table, distance_km, location, candidate.distance_km, candidate.location).is_lt()
+            }) =>
         {
             let _ = write!(text, "; {} nearer but {reason}", code(table, location));
         }

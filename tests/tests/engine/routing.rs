@@ -153,7 +153,7 @@ fn cheapest_and_fastest_weigh_cost_and_promise() {
     assert_eq!(fastest.shipments[0].location, "QUICK");
     assert_eq!(fastest.shipments[0].promise_ms, T0_MS + 24 * 60 * 60 * 1_000, "one day in transit");
 
-    // QUICK costs 400 + 50 = 450 cents; CHEAP 500 + 10 = 510 plus 3 days late: QUICK.
+    // QUICK costs 400 + 50 = 450 cents; CHEAP 500 + 10 = 510 plus 2 days late: QUICK.
     let cheapest = engine.quote(&order(&[("X", 1)], RouteMethod::ShipCheapest, 1), T0_MS).unwrap();
     assert_eq!(cheapest.shipments[0].location, "QUICK");
     assert_eq!(cheapest.shipments[0].cost_cents, 450);

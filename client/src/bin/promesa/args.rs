@@ -1,13 +1,14 @@
 //! Command-line arguments: the clap definitions of the flags and subcommands, and the
-//! parsers of argument values such as `SKU@LOCATION` and durations.
+//! parsers of argument values such as `SKU@LOCATION`, destinations and durations.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use promesa_client::TIMEOUT_MS_DEFAULT;
-use promesa_protocol::{LineQuantity, ReserveLine};
+use promesa_protocol::{Destination, LineQuantity, ReserveLine, RouteLine, RouteMethod};
 
-/// Promesa's command-line client: locations, stock, availability and reservations.
+/// Promesa's command-line client: locations, stock, availability, routing and
+/// reservations.
 ///
 /// Connection settings come from flags, else from the environment variables
 /// PROMESA_ADDR, PROMESA_CA and PROMESA_TOKEN. For a server on this machine that
@@ -64,6 +65,9 @@ pub(crate) enum Command {
     /// Manage sales channels.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Manage the postal-code table that routing resolves postal destinations with.
+    #[command(subcommand)]
+    Postal(PostalCommand),
     /// Print the availability (ATP) of a SKU at one, some or all locations.
     Atp {
         /// SKU code.
@@ -75,7 +79,11 @@ pub(crate) enum Command {
         #[arg(long)]
         channel: Option<String>,
     },
-    /// Hold units until a deadline.
+    /// Plan where an order would ship from, with costs and promise dates, changing
+    /// nothing.
+    Quote(QuoteArguments),
+    /// Hold units until a deadline: at the locations the lines name, or, with --to or
+    /// --to-postal, at the locations routing plans for the order.
     Reserve(ReserveArguments),
     /// Move held units of a reservation to allocated.
     Confirm(OperationArguments),
@@ -116,8 +124,20 @@ pub(crate) enum LocationCommand {
     /// warehouse, store, dark_store, drop_ship or 0 to 3. methods is a |-separated list
     /// of ship, pickup, curbside, drop_ship, same_day, or the bit number [default: ship].
     /// daily_capacity is orders per day, 0 for no limit [default: 0]. active is true or
-    /// false [default: true]. Rows are sent in requests of at most 10,000, and each
-    /// request is applied on its own.
+    /// false [default: true].
+    ///
+    /// Optional routing columns, where an empty cell takes the default.
+    /// utc_offset_minutes is the local time's offset from UTC, -720 to 840 [default: 0].
+    /// pickup_only is true or false, and a pickup-only location's stock is never used for
+    /// orders that ship [default: false]. handling_minutes is the minutes until an order
+    /// is ready, for every method [default: 0]. cutoff is the local time HH:MM after which
+    /// an order is handled the next day, for every method, or 24:00 for none
+    /// [default: 24:00]. shipment_cost_cents is the cost of one shipment [default: 500].
+    /// km_cost_cents is the cost per kilometre [default: 1]. speed_km_per_day is the
+    /// distance a shipment covers per day in transit [default: 500].
+    ///
+    /// Rows are sent in requests of at most 10,000, and each request is applied on its
+    /// own, all its rows or none.
     Import {
         /// CSV file.
         file: PathBuf,
@@ -177,7 +197,78 @@ pub(crate) enum ChannelCommand {
         /// Let the channel sell safety stock.
         #[arg(long)]
         may_sell_safety_stock: bool,
+        /// Location codes the channel may route orders to, comma-separated
+        /// [default: every location].
+        #[arg(long, value_name = "L1,L2", value_delimiter = ',')]
+        locations: Option<Vec<String>>,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PostalCommand {
+    /// Insert or replace postal codes from a CSV file.
+    ///
+    /// Header: country,postal_code,lat,lon. country is a two-letter ISO 3166-1 code,
+    /// such as MX. postal_code is a code of 1 to 16 bytes, or a region prefix ending in
+    /// '*', such as 06*: a destination whose code is not in the table gets the point of
+    /// the longest region prefix it starts with. lat and lon are in degrees.
+    ///
+    /// Every row is checked before anything is sent, so a file with a bad row changes
+    /// nothing. Rows are then sent in requests of at most 20,000, each applied all or
+    /// nothing. Unlike a stock import, a file of more rows is not applied atomically as
+    /// a whole: if a later request fails, the earlier ones stay applied.
+    Import {
+        /// CSV file.
+        file: PathBuf,
+    },
+}
+
+/// Destination and fulfilment method of a routed order.
+#[derive(Args)]
+pub(crate) struct RouteArguments {
+    /// Destination as latitude and longitude in degrees, such as 19.43,-99.13.
+    #[arg(long, value_name = "LAT,LON", value_parser = parse_point, conflicts_with = "to_postal",
+          allow_hyphen_values = true)]
+    pub(crate) to: Option<Destination>,
+    /// Destination as a postal code with its two-letter country code, such as MX:06700,
+    /// looked up in the postal-code table (see `promesa postal import`).
+    #[arg(long, value_name = "CC:CODE", value_parser = parse_postal)]
+    pub(crate) to_postal: Option<Destination>,
+    /// Fulfilment method: cheapest or fastest shipping, same-day delivery, pickup in
+    /// store or curbside pickup, at STORE or else at the nearest store that fills the
+    /// order [default: cheapest].
+    #[arg(long, value_name = "cheapest|fastest|same-day|pickup[:STORE]|curbside[:STORE]",
+          value_parser = parse_route_method)]
+    pub(crate) method: Option<RouteMethod>,
+    /// Maximum number of shipments the order may split into, 1 to 8; 1 ships from one
+    /// location. Pickup orders never split [default: 2].
+    #[arg(long, value_name = "N")]
+    pub(crate) max_shipments: Option<u32>,
+}
+
+/// Shipments an order may split into when `--max-shipments` is not given.
+pub(crate) const MAX_SHIPMENTS_DEFAULT: u32 = 2;
+
+impl RouteArguments {
+    /// Returns the destination, if --to or --to-postal was given.
+    pub(crate) fn destination(&self) -> Option<Destination> {
+        self.to.clone().or_else(|| self.to_postal.clone())
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct QuoteArguments {
+    #[command(flatten)]
+    pub(crate) route: RouteArguments,
+    /// Units of a SKU, as SKU=QUANTITY. Repeat for more lines.
+    #[arg(long = "line", value_name = "SKU=QTY", required = true, value_parser = parse_route_line)]
+    pub(crate) lines: Vec<RouteLine>,
+    /// Plan what can be filled and report the rest, instead of refusing the order.
+    #[arg(long)]
+    pub(crate) partial: bool,
+    /// Channel code [default: the server's default channel].
+    #[arg(long)]
+    pub(crate) channel: Option<String>,
 }
 
 #[derive(Args)]
@@ -185,19 +276,41 @@ pub(crate) struct ReserveArguments {
     /// Reservation id: a retry with the same id and lines returns the first outcome.
     #[arg(long)]
     pub(crate) id: String,
-    /// Units of a SKU at a location, as SKU@LOCATION=QUANTITY. Repeat for more lines.
-    /// The location code must not contain '@'.
-    #[arg(long = "line", value_name = "SKU@LOC=QTY", required = true, value_parser = parse_reserve_line)]
-    pub(crate) lines: Vec<ReserveLine>,
+    /// Units of a SKU at a location, as SKU@LOCATION=QUANTITY, or, for an order routed
+    /// with --to or --to-postal, units of a SKU as SKU=QUANTITY. Repeat for more lines,
+    /// all in the same form. A location code must not contain '@', and the SKU of a
+    /// routed line must not either.
+    #[arg(long = "line", value_name = "SKU@LOC=QTY|SKU=QTY", required = true, value_parser = parse_line_argument)]
+    pub(crate) lines: Vec<LineArgument>,
+    #[command(flatten)]
+    pub(crate) route: RouteArguments,
     /// Time-to-live of the hold: a whole number with a unit ms, s, m, h or d.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration_ms)]
     pub(crate) ttl: u64,
-    /// Hold what is available instead of all lines or none.
+    /// Hold what is available instead of all lines or none. For a routed order: plan
+    /// and hold what can be filled, and report the rest.
     #[arg(long)]
     pub(crate) partial: bool,
     /// Channel code [default: the server's default channel].
     #[arg(long)]
     pub(crate) channel: Option<String>,
+}
+
+/// A `--line` of `reserve` as given: the text before the last '=' (SKU@LOCATION or
+/// SKU) and the quantity. Which form it must have depends on --to and --to-postal.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LineArgument {
+    pub(crate) text: String,
+    pub(crate) item: String,
+    pub(crate) quantity: u64,
+}
+
+impl LineArgument {
+    /// Returns the line as SKU@LOCATION=QUANTITY, if it names a location.
+    pub(crate) fn located(&self) -> Option<ReserveLine> {
+        let position = parse_position(&self.item).ok()?;
+        Some(ReserveLine { sku: position.sku, location: position.location, quantity: self.quantity })
+    }
 }
 
 #[derive(Args)]
@@ -285,13 +398,72 @@ fn parse_position(text: &str) -> Result<Position, String> {
     Ok(Position { sku: sku.to_owned(), location: location.to_owned() })
 }
 
-fn parse_reserve_line(text: &str) -> Result<ReserveLine, String> {
-    let Some((position, quantity)) = text.rsplit_once('=') else {
-        return Err("expected SKU@LOCATION=QUANTITY".to_owned());
+fn parse_line_argument(text: &str) -> Result<LineArgument, String> {
+    let expected = "expected SKU@LOCATION=QUANTITY, or SKU=QUANTITY with --to or --to-postal";
+    let Some((item, quantity)) = text.rsplit_once('=') else {
+        return Err(expected.to_owned());
     };
-    let position = parse_position(position).map_err(|_| "expected SKU@LOCATION=QUANTITY".to_owned())?;
+    if item.is_empty() || item.starts_with('@') || item.ends_with('@') {
+        return Err(expected.to_owned());
+    }
     let quantity = quantity.parse().map_err(|_| format!("quantity {quantity:?} is not a whole number of units"))?;
-    Ok(ReserveLine { sku: position.sku, location: position.location, quantity })
+    Ok(LineArgument { text: text.to_owned(), item: item.to_owned(), quantity })
+}
+
+fn parse_route_line(text: &str) -> Result<RouteLine, String> {
+    let Some((sku, quantity)) = text.rsplit_once('=') else {
+        return Err("expected SKU=QUANTITY".to_owned());
+    };
+    if sku.is_empty() {
+        return Err("expected SKU=QUANTITY with a non-empty SKU".to_owned());
+    }
+    let quantity = quantity.parse().map_err(|_| format!("quantity {quantity:?} is not a whole number of units"))?;
+    Ok(RouteLine { sku: sku.to_owned(), quantity })
+}
+
+/// Parses `LAT,LON` in degrees, within -90..=90 and -180..=180.
+fn parse_point(text: &str) -> Result<Destination, String> {
+    let Some((lat, lon)) = text.split_once(',') else {
+        return Err("expected LAT,LON in degrees, such as 19.43,-99.13".to_owned());
+    };
+    let degrees = |name: &str, value: &str, limit: f64| -> Result<f64, String> {
+        let parsed: f64 = value.trim().parse().map_err(|_| format!("{name} {value:?} is not a number of degrees"))?;
+        if !(-limit..=limit).contains(&parsed) {
+            return Err(format!("{name} {parsed} is not within -{limit}..={limit}"));
+        }
+        Ok(parsed)
+    };
+    Ok(Destination::Point { lat: degrees("latitude", lat, 90.0)?, lon: degrees("longitude", lon, 180.0)? })
+}
+
+/// Parses `CC:CODE`: a country code and a postal code.
+fn parse_postal(text: &str) -> Result<Destination, String> {
+    match text.split_once(':') {
+        Some((country, postal_code)) if !country.is_empty() && !postal_code.is_empty() => {
+            Ok(Destination::Postal { country: country.to_owned(), postal_code: postal_code.to_owned() })
+        }
+        _ => Err("expected CC:CODE, a two-letter country code and a postal code, such as MX:06700".to_owned()),
+    }
+}
+
+fn parse_route_method(text: &str) -> Result<RouteMethod, String> {
+    let (name, store) = match text.split_once(':') {
+        Some((name, store)) if !store.is_empty() => (name, Some(store.to_owned())),
+        Some(_) => return Err(format!("method {text:?} names no store; give pickup:STORE or pickup")),
+        None => (text, None),
+    };
+    match (name, store) {
+        ("cheapest", None) => Ok(RouteMethod::ShipCheapest),
+        ("fastest", None) => Ok(RouteMethod::ShipFastest),
+        ("same-day", None) => Ok(RouteMethod::SameDay),
+        ("pickup", None) => Ok(RouteMethod::PickupNearest { curbside: false }),
+        ("curbside", None) => Ok(RouteMethod::PickupNearest { curbside: true }),
+        ("pickup", Some(store)) => Ok(RouteMethod::PickupAt { store, curbside: false }),
+        ("curbside", Some(store)) => Ok(RouteMethod::PickupAt { store, curbside: true }),
+        _ => Err(format!(
+            "method {text:?} is not known; expected cheapest, fastest, same-day, pickup[:STORE] or curbside[:STORE]"
+        )),
+    }
 }
 
 fn parse_line_quantity(text: &str) -> Result<LineQuantity, String> {
@@ -338,13 +510,41 @@ mod tests {
     }
 
     #[test]
-    fn reserve_lines_split_at_last_separators() {
-        let line = parse_reserve_line("SKU@A@MX-01=3").unwrap();
-        assert_eq!((line.sku.as_str(), line.location.as_str(), line.quantity), ("SKU@A", "MX-01", 3));
-        assert!(parse_reserve_line("SKU@MX-01").is_err());
-        assert!(parse_reserve_line("SKU=3").is_err());
-        assert!(parse_reserve_line("@MX-01=3").is_err());
-        assert!(parse_reserve_line("SKU@MX-01=-3").is_err());
+    fn reserve_line_arguments_keep_both_forms() {
+        let located = parse_line_argument("SKU@A@MX-01=3").unwrap();
+        assert_eq!(located.located(), Some(ReserveLine { sku: "SKU@A".into(), location: "MX-01".into(), quantity: 3 }));
+        let routed = parse_line_argument("SKU-1=2").unwrap();
+        assert_eq!((routed.item.as_str(), routed.quantity, routed.located()), ("SKU-1", 2, None));
+        for invalid in ["SKU-1", "SKU@MX-01", "=2", "@MX-01=2", "SKU@=2", "SKU=-2", "SKU@MX-01=-3"] {
+            assert!(parse_line_argument(invalid).is_err(), "{invalid:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn destinations_parse_and_check_ranges() {
+        assert_eq!(parse_point("19.43,-99.13"), Ok(Destination::Point { lat: 19.43, lon: -99.13 }));
+        assert_eq!(parse_point("91,0"), Err("latitude 91 is not within -90..=90".to_owned()));
+        assert_eq!(parse_point("0,-181"), Err("longitude -181 is not within -180..=180".to_owned()));
+        assert!(parse_point("19.43").is_err());
+        assert!(parse_point("north,west").is_err());
+        let postal = Destination::Postal { country: "MX".into(), postal_code: "06700".into() };
+        assert_eq!(parse_postal("MX:06700"), Ok(postal));
+        assert!(parse_postal("MX").is_err());
+        assert!(parse_postal(":06700").is_err());
+    }
+
+    #[test]
+    fn route_methods_parse() {
+        assert_eq!(parse_route_method("cheapest"), Ok(RouteMethod::ShipCheapest));
+        assert_eq!(parse_route_method("same-day"), Ok(RouteMethod::SameDay));
+        assert_eq!(parse_route_method("pickup"), Ok(RouteMethod::PickupNearest { curbside: false }));
+        assert_eq!(
+            parse_route_method("curbside:MX-GDL-01"),
+            Ok(RouteMethod::PickupAt { store: "MX-GDL-01".into(), curbside: true })
+        );
+        for invalid in ["teleport", "pickup:", "fastest:MX-01", ""] {
+            assert!(parse_route_method(invalid).is_err(), "{invalid:?} was accepted");
+        }
     }
 
     #[test]

@@ -6,24 +6,43 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use promesa_client::Client;
-use promesa_protocol::{ErrorCode, LocationRow, Request, Response, StockRow, Units};
+use promesa_protocol::limits::{POSTAL_ROWS_PER_REQUEST_MAX, ROWS_PER_REQUEST_MAX};
+use promesa_protocol::{
+    Destination, ErrorCode, LocationWithRouting, PostalCodeRow, Request, ReserveLine, Response, RouteLine, RouteMethod,
+    RouteOrder, StockRow, Units,
+};
 
 use crate::args::{
-    ChannelCommand, Command, LocationCommand, NewDeadline, OperationArguments, ReserveArguments, StockCommand,
+    ChannelCommand, Command, LocationCommand, MAX_SHIPMENTS_DEFAULT, NewDeadline, OperationArguments, PostalCommand,
+    ReserveArguments, RouteArguments, StockCommand,
 };
 use crate::connection::call;
-use crate::csv_import::{Rows, batches, read_locations, read_stock};
+use crate::csv_import::{Rows, batches, read_locations, read_postal_codes, read_stock};
 use crate::errors::Failure;
 use crate::output::{
-    AtpLocation, AtpReport, ChannelReport, LocationImportReport, OperatedReport, PingReport, ReservationLine,
-    ReservationReport, ReserveReport, ReservedLine, StatsReport, StockImportReport, StockReport, render,
+    AtpLocation, AtpReport, ChannelReport, LocationImportReport, OperatedReport, PingReport, PlanReport,
+    PostalImportReport, ReservationLine, ReservationReport, ReserveReport, ReservedLine, RoutedReserveReport,
+    StatsReport, StockImportReport, StockReport, render,
 };
 
-/// A command with its input files read and checked.
+/// A command with its input files read and its arguments checked.
 pub(crate) enum Prepared {
     Command(Command),
-    Locations { path: PathBuf, read: Rows<LocationRow> },
+    Locations { path: PathBuf, read: Rows<LocationWithRouting> },
     Stock { path: PathBuf, read: Rows<StockRow> },
+    PostalCodes { path: PathBuf, read: Rows<PostalCodeRow> },
+    Quote(RouteOrder),
+    Reserve(PlainReserve),
+    ReserveRouted { reservation_id: String, ttl_ms: u64, order: RouteOrder },
+}
+
+/// A reserve of units at the locations its lines name.
+pub(crate) struct PlainReserve {
+    id: String,
+    lines: Vec<ReserveLine>,
+    ttl_ms: u64,
+    partial: bool,
+    channel: Option<String>,
 }
 
 pub(crate) fn prepare(command: Command) -> Result<Prepared, Failure> {
@@ -42,8 +61,99 @@ pub(crate) fn prepare(command: Command) -> Result<Prepared, Failure> {
             }
             Ok(Prepared::Stock { path: file, read })
         }
+        Command::Postal(PostalCommand::Import { file }) => {
+            let read = read_postal_codes(&file)?;
+            if read.rows.is_empty() {
+                return Err(Failure::new("invalid_csv", format!("{} has no rows to import", file.display())));
+            }
+            Ok(Prepared::PostalCodes { path: file, read })
+        }
+        Command::Quote(arguments) => {
+            let destination = arguments
+                .route
+                .destination()
+                .ok_or_else(|| Failure::usage("quote needs a destination: pass --to LAT,LON or --to-postal CC:CODE"))?;
+            Ok(Prepared::Quote(route_order(
+                destination,
+                arguments.route,
+                arguments.lines,
+                arguments.partial,
+                arguments.channel,
+            )))
+        }
+        Command::Reserve(arguments) => prepare_reserve(arguments),
         other => Ok(Prepared::Command(other)),
     }
+}
+
+fn route_order(
+    destination: Destination,
+    route: RouteArguments,
+    lines: Vec<RouteLine>,
+    partial: bool,
+    channel: Option<String>,
+) -> RouteOrder {
+    RouteOrder {
+        channel,
+        destination,
+        lines,
+        method: route.method.unwrap_or(RouteMethod::ShipCheapest),
+        max_shipments: route.max_shipments.unwrap_or(MAX_SHIPMENTS_DEFAULT),
+        allow_partial: partial,
+    }
+}
+
+/// Decides between a plain reserve (every line SKU@LOC=QTY, no destination) and a
+/// routed one (every line SKU=QTY, with --to or --to-postal), and rejects a mix.
+fn prepare_reserve(arguments: ReserveArguments) -> Result<Prepared, Failure> {
+    let located: Vec<Option<ReserveLine>> = arguments.lines.iter().map(|line| line.located()).collect();
+    let first_located = arguments.lines.iter().zip(&located).find(|(_, located)| located.is_some());
+    let first_routed = arguments.lines.iter().zip(&located).find(|(_, located)| located.is_none());
+
+    if let (Some((with_location, _)), Some((without_location, _))) = (first_located, first_routed) {
+        return Err(Failure::usage(format!(
+            "--line {} names a location and --line {} does not; give every line as SKU@LOC=QTY for a plain \
+             reserve, or every line as SKU=QTY with --to or --to-postal for a routed one",
+            with_location.text, without_location.text
+        )));
+    }
+    if let Some(destination) = arguments.route.destination() {
+        if let Some((line, _)) = first_located {
+            return Err(Failure::usage(format!(
+                "--line {} names a location, but --to or --to-postal routes the order; give every line as SKU=QTY",
+                line.text
+            )));
+        }
+        let lines =
+            arguments.lines.into_iter().map(|line| RouteLine { sku: line.item, quantity: line.quantity }).collect();
+        let order = route_order(destination, arguments.route, lines, arguments.partial, arguments.channel);
+        return Ok(Prepared::ReserveRouted { reservation_id: arguments.id, ttl_ms: arguments.ttl, order });
+    }
+
+    if let Some((line, _)) = first_routed {
+        return Err(Failure::usage(format!(
+            "--line {} names no location; give SKU@LOC=QTY, or route the order with --to LAT,LON or \
+             --to-postal CC:CODE",
+            line.text
+        )));
+    }
+    let routing_flag = match (&arguments.route.method, &arguments.route.max_shipments) {
+        (Some(_), _) => Some("--method"),
+        (None, Some(_)) => Some("--max-shipments"),
+        (None, None) => None,
+    };
+    if let Some(flag) = routing_flag {
+        return Err(Failure::usage(format!(
+            "{flag} applies to a routed order; pass --to LAT,LON or --to-postal CC:CODE with lines as SKU=QTY"
+        )));
+    }
+    Ok(Prepared::Reserve(PlainReserve {
+        id: arguments.id,
+        lines: located.into_iter().flatten().collect(),
+        ttl_ms: arguments.ttl,
+        partial: arguments.partial,
+        channel: arguments.channel,
+    }))
 }
 
 pub(crate) async fn execute(
@@ -59,26 +169,45 @@ pub(crate) async fn execute(
         Prepared::Stock { path, read } => {
             return import_stock(client, addr, &path, read).await.map(|report| render(&report, json));
         }
+        Prepared::PostalCodes { path, read } => {
+            return import_postal_codes(client, addr, &path, read).await.map(|report| render(&report, json));
+        }
+        Prepared::Quote(order) => {
+            let plan = client.quote(order).await.map_err(|error| Failure::client(error, addr))?;
+            return Ok(render(&PlanReport::new(plan), json));
+        }
+        Prepared::Reserve(reserve_request) => {
+            return reserve(client, addr, reserve_request).await.map(|report| render(&report, json));
+        }
+        Prepared::ReserveRouted { reservation_id, ttl_ms, order } => {
+            let outcome = client
+                .reserve_routed(&reservation_id, ttl_ms, order)
+                .await
+                .map_err(|error| Failure::client(error, addr))?;
+            return Ok(render(&RoutedReserveReport::new(reservation_id, outcome), json));
+        }
         Prepared::Command(command) => command,
     };
     match command {
         Command::Ping => ping(client, addr).await.map(|report| render(&report, json)),
-        Command::Location(LocationCommand::Import { .. }) | Command::Stock(StockCommand::Import { .. }) => {
-            unreachable!("prepare reads import files")
+        Command::Location(LocationCommand::Import { .. })
+        | Command::Stock(StockCommand::Import { .. })
+        | Command::Postal(PostalCommand::Import { .. })
+        | Command::Quote(_)
+        | Command::Reserve(_) => {
+            unreachable!("prepare reads import files and routing arguments")
         }
         Command::Stock(stock) => change_stock(client, addr, stock).await.map(|report| render(&report, json)),
-        Command::Channel(ChannelCommand::Upsert { code, may_sell_safety_stock }) => {
-            let request = Request::UpsertChannel { code: code.clone(), may_sell_safety_stock };
-            let created = match call(client, addr, request).await? {
-                Response::Upserted { created, .. } => created > 0,
-                other => return Err(Failure::unexpected("Upserted", &other)),
-            };
-            Ok(render(&ChannelReport { channel: code, may_sell_safety_stock, created }, json))
+        Command::Channel(ChannelCommand::Upsert { code, may_sell_safety_stock, locations }) => {
+            let created = client
+                .upsert_channel(&code, may_sell_safety_stock, locations.clone())
+                .await
+                .map_err(|error| Failure::client(error, addr))?;
+            Ok(render(&ChannelReport { channel: code, may_sell_safety_stock, locations, created }, json))
         }
         Command::Atp { sku, locations, channel } => {
             availability(client, addr, sku, locations, channel).await.map(|report| render(&report, json))
         }
-        Command::Reserve(arguments) => reserve(client, addr, arguments).await.map(|report| render(&report, json)),
         Command::Confirm(operation) => {
             let (op_id, units) = operation_parts(&operation);
             let request = Request::Confirm { reservation_id: operation.id.clone(), op_id: op_id.clone(), units };
@@ -135,12 +264,12 @@ async fn import_locations(
     client: &Client,
     addr: SocketAddr,
     path: &Path,
-    read: Rows<LocationRow>,
+    read: Rows<LocationWithRouting>,
 ) -> Result<LocationImportReport, Failure> {
     let mut report = LocationImportReport { rows: 0, created: 0, replaced: 0 };
-    for batch in batches(&read.lines) {
+    for batch in batches(&read.lines, ROWS_PER_REQUEST_MAX) {
         let lines = &read.lines[batch.clone()];
-        let request = Request::UpsertLocations { locations: read.rows[batch.clone()].to_vec() };
+        let request = Request::UpsertLocationsWithRouting { locations: read.rows[batch.clone()].to_vec() };
         match call(client, addr, request).await {
             Ok(Response::Upserted { created, replaced }) => {
                 report.rows += batch.len() as u64;
@@ -186,6 +315,58 @@ fn location_failure_message(path: &Path, lines: &[u64], message: &str) -> String
     }
 }
 
+/// Sends the postal codes in batches of at most `POSTAL_ROWS_PER_REQUEST_MAX` rows.
+/// Each batch is applied all or nothing, so a failure leaves the batches before it
+/// applied.
+async fn import_postal_codes(
+    client: &Client,
+    addr: SocketAddr,
+    path: &Path,
+    read: Rows<PostalCodeRow>,
+) -> Result<PostalImportReport, Failure> {
+    let mut report = PostalImportReport { rows: 0, rows_in_table: 0 };
+    for batch in batches(&read.lines, POSTAL_ROWS_PER_REQUEST_MAX) {
+        let lines = &read.lines[batch.clone()];
+        match client.upsert_postal_codes(read.rows[batch.clone()].to_vec()).await {
+            Ok(rows_in_table) => {
+                report.rows += batch.len() as u64;
+                report.rows_in_table = rows_in_table;
+                eprintln!(
+                    "upserted lines {} to {} ({} of {} rows)",
+                    lines[0],
+                    lines[lines.len() - 1],
+                    report.rows,
+                    read.rows.len()
+                );
+            }
+            Err(error) => {
+                let mut failure = Failure::client(error, addr);
+                failure.message = postal_failure_message(path, lines, read.lines[0], &failure.message);
+                return Err(failure);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Names the CSV line of a rejected postal code, which the server names by its index
+/// in the batch (`rows[INDEX]: ...`), and reports which earlier lines were applied.
+fn postal_failure_message(path: &Path, lines: &[u64], first_file_line: u64, message: &str) -> String {
+    let applied = if lines[0] == first_file_line {
+        "nothing was applied".to_owned()
+    } else {
+        format!("the rows before line {} were applied", lines[0])
+    };
+    let row = message
+        .strip_prefix("rows[")
+        .and_then(|rest| rest.split_once("]: "))
+        .and_then(|(index, reason)| Some((lines.get(index.parse::<usize>().ok()?)?, reason)));
+    match row {
+        Some((line, reason)) => format!("{} line {line}: {reason}; {applied}", path.display()),
+        None => format!("{} lines {} to {}: {message}; {applied}", path.display(), lines[0], lines[lines.len() - 1]),
+    }
+}
+
 /// Stages the rows under a new import id, one request per batch, then commits them.
 async fn import_stock(
     client: &Client,
@@ -194,7 +375,7 @@ async fn import_stock(
     read: Rows<StockRow>,
 ) -> Result<StockImportReport, Failure> {
     let import_id = random_id("cli-import");
-    for batch in batches(&read.lines) {
+    for batch in batches(&read.lines, ROWS_PER_REQUEST_MAX) {
         let lines = &read.lines[batch.clone()];
         let request = Request::ImportRows {
             import_id: import_id.clone(),
@@ -316,13 +497,13 @@ async fn availability(
     })
 }
 
-async fn reserve(client: &Client, addr: SocketAddr, arguments: ReserveArguments) -> Result<ReserveReport, Failure> {
+async fn reserve(client: &Client, addr: SocketAddr, arguments: PlainReserve) -> Result<ReserveReport, Failure> {
     let request = Request::Reserve {
         reservation_id: arguments.id.clone(),
         channel: arguments.channel,
         lines: arguments.lines.clone(),
         partial: arguments.partial,
-        ttl_ms: arguments.ttl,
+        ttl_ms: arguments.ttl_ms,
     };
     let (replayed, deadline_ms, outcomes) = match call(client, addr, request).await? {
         Response::Reserved { replayed, deadline_ms, lines } => (replayed, deadline_ms, lines),

@@ -1,12 +1,15 @@
-//! CSV files of locations and stock: header checks, row parsing with the file's line
-//! numbers, and the split of rows into request batches.
+//! CSV files of locations, stock and postal codes: header checks, row parsing with the
+//! file's line numbers, and the split of rows into request batches.
 
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use promesa_protocol::limits::ROWS_PER_REQUEST_MAX;
-use promesa_protocol::{LocationRow, StockRow};
+use promesa_protocol::limits::POSTAL_CODE_LEN_MAX;
+use promesa_protocol::{
+    LocationRouting, LocationRow, LocationWithRouting, METHOD_COUNT, MethodTerms, NO_CUTOFF_MINUTE, PostalCodeRow,
+    StockRow,
+};
 
 use crate::errors::Failure;
 
@@ -226,12 +229,51 @@ fn parse_methods(value: &str) -> Result<u8, String> {
     Ok(bits)
 }
 
-fn parse_active(value: &str) -> Result<bool, String> {
+fn parse_bool(column: &str, value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" => Ok(true),
         "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("active {value:?} is not true or false")),
+        _ => Err(format!("{column} {value:?} is not true or false")),
     }
+}
+
+/// Parses a local time `HH:MM`, from 00:00 to 24:00, into the minute of the day;
+/// 24:00 means no cut-off.
+fn parse_cutoff(value: &str) -> Result<u16, String> {
+    let invalid = || format!("cutoff {value:?} is not a local time HH:MM from 00:00 to 24:00");
+    let (hours, minutes) = value.split_once(':').ok_or_else(invalid)?;
+    let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|byte| byte.is_ascii_digit());
+    if !two_digits(hours) || !two_digits(minutes) {
+        return Err(invalid());
+    }
+    let (hours, minutes): (u16, u16) = (hours.parse().map_err(|_| invalid())?, minutes.parse().map_err(|_| invalid())?);
+    let minute = hours * 60 + minutes;
+    if minutes >= 60 || minute > NO_CUTOFF_MINUTE {
+        return Err(invalid());
+    }
+    Ok(minute)
+}
+
+/// Reads the optional routing columns of a location row; absent or empty cells take
+/// the values of `LocationRouting::default()`.
+fn parse_routing(record: &Record<'_>) -> Result<LocationRouting, String> {
+    let defaults = LocationRouting::default();
+    let number = |column: &str, expected: &str, default: u32| {
+        record.optional(column).map_or(Ok(default), |value| parse_number(column, value, expected))
+    };
+    let handling_minutes = number("handling_minutes", "a whole number of minutes", 0)?;
+    let cutoff_minute = record.optional("cutoff").map_or(Ok(NO_CUTOFF_MINUTE), parse_cutoff)?;
+    Ok(LocationRouting {
+        utc_offset_minutes: record.optional("utc_offset_minutes").map_or(Ok(0), |value| {
+            parse_number("utc_offset_minutes", value, "a whole number of minutes from -720 to 840")
+        })?,
+        pickup_only: record.optional("pickup_only").map_or(Ok(false), |value| parse_bool("pickup_only", value))?,
+        terms: [MethodTerms { handling_minutes, cutoff_minute }; METHOD_COUNT],
+        shipment_cost_cents: number("shipment_cost_cents", "a whole number of cents", defaults.shipment_cost_cents)?,
+        km_cost_cents: number("km_cost_cents", "a whole number of cents", defaults.km_cost_cents)?,
+        speed_km_per_day: number("speed_km_per_day", "a whole number of kilometres", defaults.speed_km_per_day)?,
+        transit_bands: Vec::new(),
+    })
 }
 
 /// Rows of a CSV file with the line number of each.
@@ -240,8 +282,22 @@ pub(crate) struct Rows<T> {
     pub(crate) rows: Vec<T>,
 }
 
-pub(crate) fn read_locations(path: &Path) -> Result<Rows<LocationRow>, Failure> {
-    let file = CsvFile::open(path, &["code", "kind", "lat", "lon"], &["methods", "daily_capacity", "active"])?;
+/// Optional columns of a location file.
+const LOCATION_OPTIONAL_COLUMNS: &[&str] = &[
+    "methods",
+    "daily_capacity",
+    "active",
+    "utc_offset_minutes",
+    "pickup_only",
+    "handling_minutes",
+    "cutoff",
+    "shipment_cost_cents",
+    "km_cost_cents",
+    "speed_km_per_day",
+];
+
+pub(crate) fn read_locations(path: &Path) -> Result<Rows<LocationWithRouting>, Failure> {
+    let file = CsvFile::open(path, &["code", "kind", "lat", "lon"], LOCATION_OPTIONAL_COLUMNS)?;
     let mut read = Rows { lines: Vec::new(), rows: Vec::new() };
     let mut bad = BadRows::default();
     file.for_each_record(&mut bad, |record| {
@@ -254,10 +310,11 @@ pub(crate) fn read_locations(path: &Path) -> Result<Rows<LocationRow>, Failure> 
             daily_capacity: record
                 .optional("daily_capacity")
                 .map_or(Ok(0), |value| parse_number("daily_capacity", value, "a whole number of orders"))?,
-            active: record.optional("active").map_or(Ok(true), parse_active)?,
+            active: record.optional("active").map_or(Ok(true), |value| parse_bool("active", value))?,
         };
+        let routing = parse_routing(record)?;
         read.lines.push(record.line);
-        read.rows.push(row);
+        read.rows.push(LocationWithRouting { location: row, routing });
         Ok(())
     })?;
     bad.into_result(path)?;
@@ -287,14 +344,59 @@ pub(crate) fn read_stock(path: &Path) -> Result<Rows<StockRow>, Failure> {
     Ok(read)
 }
 
-/// Splits rows into batches of at most `ROWS_PER_REQUEST_MAX` rows on consecutive
-/// lines. The server numbers a batch's rows from its first line on, so a gap in the
-/// file (an empty line, a quoted field over several lines) starts a new batch.
-pub(crate) fn batches(lines: &[u64]) -> Vec<std::ops::Range<usize>> {
+/// Checks a postal-code row by the rules the server applies, so that a file with a
+/// bad row is rejected before anything is sent.
+fn check_postal_row(row: &PostalCodeRow) -> Result<(), String> {
+    if row.country.len() != 2 || !row.country.bytes().all(|byte| byte.is_ascii_alphabetic()) {
+        return Err(format!("country {:?} is not a two-letter country code such as MX", row.country));
+    }
+    let code = &row.postal_code;
+    if code.len() > POSTAL_CODE_LEN_MAX {
+        return Err(format!("postal_code {code:?} is {} bytes long; the limit is {POSTAL_CODE_LEN_MAX}", code.len()));
+    }
+    if code.chars().any(char::is_control) {
+        return Err(format!("postal_code {code:?} contains a control character"));
+    }
+    if code.find('*').is_some_and(|at| at != code.len() - 1) {
+        return Err(format!("postal_code {code:?} has a '*' before its end; '*' only ends a region prefix"));
+    }
+    if !(-90.0..=90.0).contains(&row.lat) {
+        return Err(format!("lat {} is not within -90..=90", row.lat));
+    }
+    if !(-180.0..=180.0).contains(&row.lon) {
+        return Err(format!("lon {} is not within -180..=180", row.lon));
+    }
+    Ok(())
+}
+
+pub(crate) fn read_postal_codes(path: &Path) -> Result<Rows<PostalCodeRow>, Failure> {
+    let file = CsvFile::open(path, &["country", "postal_code", "lat", "lon"], &[])?;
+    let mut read = Rows { lines: Vec::new(), rows: Vec::new() };
+    let mut bad = BadRows::default();
+    file.for_each_record(&mut bad, |record| {
+        let row = PostalCodeRow {
+            country: record.required("country")?.to_owned(),
+            postal_code: record.required("postal_code")?.to_owned(),
+            lat: parse_number("lat", record.required("lat")?, "a number of degrees")?,
+            lon: parse_number("lon", record.required("lon")?, "a number of degrees")?,
+        };
+        check_postal_row(&row)?;
+        read.lines.push(record.line);
+        read.rows.push(row);
+        Ok(())
+    })?;
+    bad.into_result(path)?;
+    Ok(read)
+}
+
+/// Splits rows into batches of at most `rows_max` rows on consecutive lines. The
+/// server numbers a batch's rows from its first line on, so a gap in the file (an
+/// empty line, a quoted field over several lines) starts a new batch.
+pub(crate) fn batches(lines: &[u64], rows_max: usize) -> Vec<std::ops::Range<usize>> {
     let mut batches = Vec::new();
     let mut start = 0;
     for index in 1..=lines.len() {
-        let full = index - start == ROWS_PER_REQUEST_MAX;
+        let full = index - start == rows_max;
         let gap = index < lines.len() && lines[index] != lines[index - 1] + 1;
         if index == lines.len() || full || gap {
             batches.push(start..index);
@@ -319,11 +421,47 @@ mod tests {
 
     #[test]
     fn batches_break_at_size_and_gaps() {
-        assert_eq!(batches(&[2, 3, 4]), vec![0..3]);
-        assert_eq!(batches(&[2, 3, 5, 6]), vec![0..2, 2..4]);
+        use promesa_protocol::limits::ROWS_PER_REQUEST_MAX;
+        assert_eq!(batches(&[2, 3, 4], ROWS_PER_REQUEST_MAX), vec![0..3]);
+        assert_eq!(batches(&[2, 3, 5, 6], ROWS_PER_REQUEST_MAX), vec![0..2, 2..4]);
         let long: Vec<u64> = (2..2 + ROWS_PER_REQUEST_MAX as u64 + 1).collect();
-        assert_eq!(batches(&long), vec![0..ROWS_PER_REQUEST_MAX, ROWS_PER_REQUEST_MAX..ROWS_PER_REQUEST_MAX + 1]);
-        assert!(batches(&[]).is_empty());
+        assert_eq!(
+            batches(&long, ROWS_PER_REQUEST_MAX),
+            vec![0..ROWS_PER_REQUEST_MAX, ROWS_PER_REQUEST_MAX..ROWS_PER_REQUEST_MAX + 1]
+        );
+        assert_eq!(batches(&[2, 3, 4, 5, 6], 2), vec![0..2, 2..4, 4..5]);
+        assert!(batches(&[], ROWS_PER_REQUEST_MAX).is_empty());
+    }
+
+    #[test]
+    fn cutoffs_are_local_times() {
+        assert_eq!(parse_cutoff("00:00"), Ok(0));
+        assert_eq!(parse_cutoff("14:30"), Ok(870));
+        assert_eq!(parse_cutoff("24:00"), Ok(NO_CUTOFF_MINUTE));
+        for invalid in ["24:01", "25:00", "12:60", "9:00", "12", "12:3", "noon", "-1:00"] {
+            assert_eq!(
+                parse_cutoff(invalid),
+                Err(format!("cutoff {invalid:?} is not a local time HH:MM from 00:00 to 24:00"))
+            );
+        }
+    }
+
+    #[test]
+    fn postal_rows_follow_the_server_rules() {
+        let row = |country: &str, postal_code: &str, lat: f64| PostalCodeRow {
+            country: country.into(),
+            postal_code: postal_code.into(),
+            lat,
+            lon: -99.1,
+        };
+        assert_eq!(check_postal_row(&row("MX", "06700", 19.4)), Ok(()));
+        assert_eq!(check_postal_row(&row("mx", "06*", 19.4)), Ok(()));
+        assert_eq!(check_postal_row(&row("MX", "*", 19.4)), Ok(()));
+        assert!(check_postal_row(&row("MEX", "06700", 19.4)).unwrap_err().contains("country \"MEX\""));
+        assert!(check_postal_row(&row("MX", "0*6", 19.4)).unwrap_err().contains("postal_code \"0*6\""));
+        let long = "1".repeat(POSTAL_CODE_LEN_MAX + 1);
+        assert!(check_postal_row(&row("MX", &long, 19.4)).unwrap_err().contains("the limit is 16"));
+        assert_eq!(check_postal_row(&row("MX", "06700", 91.0)), Err("lat 91 is not within -90..=90".to_owned()));
     }
 
     /// Returns the line number of each record of `text` after the header.

@@ -47,6 +47,7 @@ impl Failure {
                 Failure::new("timeout", format!("no response from {addr} within {timeout_ms} ms; see --timeout-ms"))
             }
             ClientError::Malformed(message) => Failure::new("malformed_response", message),
+            ClientError::Rejected { code, message } => Failure::server(code, &message),
             other => Failure::new("connection", other.to_string()),
         }
     }

@@ -4,7 +4,7 @@
 use std::fmt::Display;
 use std::io::Write;
 
-use promesa_protocol::PositionAvailability;
+use promesa_protocol::{DestinationSource, METHOD_NAMES, Plan, PositionAvailability, RoutedReserveOutcome};
 use serde::Serialize;
 
 pub(crate) fn print_output(output: &str) {
@@ -191,19 +191,268 @@ impl Report for StockReport {
 }
 
 #[derive(Serialize)]
+pub(crate) struct PostalImportReport {
+    /// Rows of the file sent and applied.
+    pub(crate) rows: u64,
+    /// Rows in the server's postal-code table afterwards.
+    pub(crate) rows_in_table: u64,
+}
+
+impl Report for PostalImportReport {
+    fn write_text(&self, out: &mut String) {
+        Facts::default().add("rows", self.rows).add("rows_in_table", self.rows_in_table).write(out);
+    }
+}
+
+#[derive(Serialize)]
 pub(crate) struct ChannelReport {
     pub(crate) channel: String,
     pub(crate) may_sell_safety_stock: bool,
+    /// Locations the channel may route to; `None` (JSON null) for every location.
+    pub(crate) locations: Option<Vec<String>>,
     pub(crate) created: bool,
 }
 
 impl Report for ChannelReport {
     fn write_text(&self, out: &mut String) {
+        let locations = self.locations.as_ref().map_or_else(|| "every location".to_owned(), |codes| codes.join(","));
         Facts::default()
             .add("channel", &self.channel)
             .add("may_sell_safety_stock", yes_no(self.may_sell_safety_stock))
+            .add("locations", locations)
             .add("created", yes_no(self.created))
             .write(out);
+    }
+}
+
+/// A routing plan: the destination, one entry per shipment, the unfilled lines and
+/// the explanations.
+#[derive(Serialize)]
+pub(crate) struct PlanReport {
+    destination: DestinationReport,
+    shipments: Vec<ShipmentReport>,
+    unfilled: Vec<UnfilledReport>,
+    explanations: Vec<String>,
+    cost_cents: u64,
+}
+
+#[derive(Serialize)]
+struct DestinationReport {
+    lat: f64,
+    lon: f64,
+    /// `point`, `postal_code` or `postal_region`.
+    source: &'static str,
+    /// The prefix of the postal region whose point was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region_prefix: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ShipmentReport {
+    location: String,
+    method: String,
+    distance_km: f64,
+    cost_cents: u64,
+    promise_ms: u64,
+    /// `promise_ms` as an ISO 8601 UTC time.
+    promise: String,
+    lines: Vec<ShipmentLineReport>,
+}
+
+#[derive(Serialize)]
+struct ShipmentLineReport {
+    line: u32,
+    sku: String,
+    quantity: u64,
+    /// The reservation line holding the units; null in a quote or an unheld plan.
+    reservation_line: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct UnfilledReport {
+    line: u32,
+    sku: String,
+    requested: u64,
+    unfilled: u64,
+    reason: String,
+}
+
+/// Returns the name of a fulfilment method number (docs/protocol.md).
+fn method_name(method: u8) -> String {
+    METHOD_NAMES.get(usize::from(method)).map_or_else(|| format!("method_{method}"), |name| (*name).to_owned())
+}
+
+/// Returns the name of an unfilled-line reason code (docs/protocol.md).
+fn unfilled_reason_name(reason: u8) -> String {
+    let name = match reason {
+        1 => "unknown_sku",
+        2 => "insufficient_atp",
+        3 => "shipment_limit",
+        4 => "pickup_store_cannot_fill",
+        other => return format!("reason_{other}"),
+    };
+    name.to_owned()
+}
+
+impl PlanReport {
+    pub(crate) fn new(plan: Plan) -> PlanReport {
+        let (source, region_prefix) = match plan.destination.source {
+            DestinationSource::Point => ("point", None),
+            DestinationSource::PostalCode => ("postal_code", None),
+            DestinationSource::PostalRegion { prefix } => ("postal_region", Some(prefix)),
+        };
+        PlanReport {
+            destination: DestinationReport {
+                lat: plan.destination.lat,
+                lon: plan.destination.lon,
+                source,
+                region_prefix,
+            },
+            shipments: plan
+                .shipments
+                .into_iter()
+                .map(|shipment| ShipmentReport {
+                    location: shipment.location,
+                    method: method_name(shipment.method),
+                    distance_km: shipment.distance_km,
+                    cost_cents: shipment.cost_cents,
+                    promise_ms: shipment.promise_ms,
+                    promise: format_time_ms(shipment.promise_ms),
+                    lines: shipment
+                        .lines
+                        .into_iter()
+                        .map(|line| ShipmentLineReport {
+                            line: line.line,
+                            sku: line.sku,
+                            quantity: line.quantity,
+                            reservation_line: line.reservation_line,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            unfilled: plan
+                .unfilled
+                .into_iter()
+                .map(|line| UnfilledReport {
+                    line: line.line,
+                    sku: line.sku,
+                    requested: line.requested,
+                    unfilled: line.unfilled,
+                    reason: unfilled_reason_name(line.reason),
+                })
+                .collect(),
+            explanations: plan.explanations,
+            cost_cents: plan.cost_cents,
+        }
+    }
+}
+
+impl Report for PlanReport {
+    fn write_text(&self, out: &mut String) {
+        let destination = &self.destination;
+        let source = match (&destination.region_prefix, destination.source) {
+            (Some(prefix), _) => format!("postal region {prefix}*"),
+            (None, "postal_code") => "postal code".to_owned(),
+            (None, source) => source.to_owned(),
+        };
+        Facts::default()
+            .add("destination", format!("{},{} ({source})", destination.lat, destination.lon))
+            .add("shipments", self.shipments.len())
+            .add("cost_cents", self.cost_cents)
+            .write(out);
+
+        for (index, shipment) in self.shipments.iter().enumerate() {
+            out.push('\n');
+            Facts::default()
+                .add("shipment", format!("{} of {}", index + 1, self.shipments.len()))
+                .add("location", &shipment.location)
+                .add("method", &shipment.method)
+                .add("distance", format!("{:.1} km", shipment.distance_km))
+                .add("cost_cents", shipment.cost_cents)
+                .add("promise", &shipment.promise)
+                .write(out);
+            let held = shipment.lines.iter().any(|line| line.reservation_line.is_some());
+            let rows: Vec<Vec<String>> = shipment
+                .lines
+                .iter()
+                .map(|line| {
+                    let mut row = vec![line.line.to_string(), line.sku.clone(), line.quantity.to_string()];
+                    if held {
+                        row.push(line.reservation_line.map_or_else(|| "-".to_owned(), |index| index.to_string()));
+                    }
+                    row
+                })
+                .collect();
+            let headers: &[&str] =
+                if held { &["line", "sku", "quantity", "reservation_line"] } else { &["line", "sku", "quantity"] };
+            out.push('\n');
+            write_table(out, headers, &rows);
+        }
+
+        if !self.unfilled.is_empty() {
+            out.push_str("\nunfilled lines\n");
+            let rows: Vec<Vec<String>> = self
+                .unfilled
+                .iter()
+                .map(|line| {
+                    vec![
+                        line.line.to_string(),
+                        line.sku.clone(),
+                        line.requested.to_string(),
+                        line.unfilled.to_string(),
+                        line.reason.clone(),
+                    ]
+                })
+                .collect();
+            write_table(out, &["line", "sku", "requested", "unfilled", "reason"], &rows);
+        }
+
+        if !self.explanations.is_empty() {
+            out.push_str("\nexplanations\n");
+            for (line, explanation) in self.explanations.iter().enumerate() {
+                out.push_str(&format!("line {line}: {explanation}\n"));
+            }
+        }
+    }
+}
+
+/// The outcome of a routed reserve, with its plan.
+#[derive(Serialize)]
+pub(crate) struct RoutedReserveReport {
+    reservation_id: String,
+    replayed: bool,
+    held: bool,
+    /// Meaningless when nothing is held.
+    deadline_ms: u64,
+    attempts: u32,
+    plan: PlanReport,
+}
+
+impl RoutedReserveReport {
+    pub(crate) fn new(reservation_id: String, outcome: RoutedReserveOutcome) -> RoutedReserveReport {
+        RoutedReserveReport {
+            reservation_id,
+            replayed: outcome.replayed,
+            held: outcome.held,
+            deadline_ms: outcome.deadline_ms,
+            attempts: outcome.attempts,
+            plan: PlanReport::new(outcome.plan),
+        }
+    }
+}
+
+impl Report for RoutedReserveReport {
+    fn write_text(&self, out: &mut String) {
+        let deadline = if self.held { format_time_ms(self.deadline_ms) } else { "-".to_owned() };
+        Facts::default()
+            .add("reservation", &self.reservation_id)
+            .add("replayed", yes_no(self.replayed))
+            .add("held", yes_no(self.held))
+            .add("deadline", deadline)
+            .add("attempts", self.attempts)
+            .write(out);
+        out.push('\n');
+        self.plan.write_text(out);
     }
 }
 
@@ -440,6 +689,54 @@ impl Report for StatsReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plans_write_one_block_per_shipment() {
+        use promesa_protocol::{ResolvedDestination, Shipment, ShipmentLine, UnfilledLine};
+        let plan = Plan {
+            destination: ResolvedDestination {
+                lat: 19.43,
+                lon: -99.13,
+                source: DestinationSource::PostalRegion { prefix: "06".into() },
+            },
+            shipments: vec![Shipment {
+                location: "MX-01".into(),
+                method: 0,
+                lines: vec![ShipmentLine { line: 0, sku: "SKU-1".into(), quantity: 2, reservation_line: Some(0) }],
+                distance_km: 12.345,
+                cost_cents: 512,
+                promise_ms: 1_767_225_600_000,
+            }],
+            unfilled: vec![UnfilledLine { line: 1, sku: "SKU-2".into(), requested: 3, unfilled: 3, reason: 1 }],
+            explanations: vec!["MX-01: nearest".into(), "unknown SKU".into()],
+            cost_cents: 512,
+        };
+        let text = render(&PlanReport::new(plan), false);
+        let expected = "\
+destination  19.43,-99.13 (postal region 06*)
+shipments    1
+cost_cents   512
+
+shipment    1 of 1
+location    MX-01
+method      ship
+distance    12.3 km
+cost_cents  512
+promise     2026-01-01T00:00:00.000Z
+
+line  sku    quantity  reservation_line
+   0  SKU-1         2                 0
+
+unfilled lines
+line  sku    requested  unfilled  reason
+   1  SKU-2          3         3  unknown_sku
+
+explanations
+line 0: MX-01: nearest
+line 1: unknown SKU
+";
+        assert_eq!(text, expected);
+    }
 
     #[test]
     fn times_format_as_utc() {
