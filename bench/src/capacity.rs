@@ -31,6 +31,7 @@ use serde::Serialize;
 use crate::catalogue::{Catalogue, LOCATIONS, build_engine};
 use crate::durable::{self, DurableFigures, RecoveryFigures, SnapshotFigures};
 use crate::measure::{median, run_count, run_for};
+use crate::routing::{RoutingFigures, measure_routing};
 use crate::system;
 use crate::workload::{HOLD_TTL_MS, Workload};
 
@@ -65,6 +66,8 @@ pub struct Plan {
     /// Reserve + release pairs logged after the large catalogue's positions, before
     /// the timed restarts.
     pub recovery_pairs: u64,
+    /// Routed orders of the 1-thread routing latency run.
+    pub routing_orders: u64,
 }
 
 impl Plan {
@@ -87,6 +90,7 @@ impl Plan {
             durable_thread_counts: vec![2, 8, 32, 64],
             durable_batched_thread_counts: vec![1, 2, 4, 8],
             recovery_pairs: 5_000_000,
+            routing_orders: 200_000,
         }
     }
 
@@ -100,6 +104,7 @@ impl Plan {
             ended_reservation_pairs: 200_000,
             prefill_pairs: 0,
             recovery_pairs: 500_000,
+            routing_orders: 20_000,
             ..Plan::full()
         }
     }
@@ -127,8 +132,10 @@ pub struct Report {
     pub durable: DurableFigures,
     /// Restarts from the log.
     pub recovery: RecoveryFigures,
-    /// Snapshot figures (none yet).
+    /// Snapshot figures.
     pub snapshot: SnapshotFigures,
+    /// Routed reserves over 200 locations, in process, without a log.
+    pub routing: RoutingFigures,
 }
 
 /// The machine the report ran on.
@@ -299,6 +306,8 @@ pub fn run(plan: &Plan) -> Report {
     let multi_line = Workload::ReserveRelease { lines: plan.multi_line_lines };
     let multi_line_reserve_release = measure_reserves(plan, small, multi_line, "multi_line", now_ms);
 
+    let routing = measure_routing(plan.routing_orders, plan.measurement, plan.repetitions, now_ms);
+
     let engine = build_engine(&small, now_ms);
     let availability_read =
         measure_rates(plan, &engine, small, Workload::AvailabilityRead, "availability_read", now_ms);
@@ -358,6 +367,7 @@ pub fn run(plan: &Plan) -> Report {
         durable,
         recovery,
         snapshot,
+        routing,
     }
 }
 
@@ -583,8 +593,19 @@ pub fn render_table(report: &Report) -> String {
         "below about 0.9, threads waited or other processes took the CPUs\n",
     ));
     out.push_str(&durable::render_table(&report.durable, &report.recovery, &report.snapshot));
+    let routing = &report.routing;
+    let latency = &routing.route_reserve_3_lines_200_locations;
+    let goal = if latency.p99_us <= ROUTE_P99_US_TARGET_MAX { "<=" } else { "SHORT, >" };
+    out.push_str(&format!(
+        "routed reserve, {}-line orders over {} locations, no log: p50 {:.1} us, p99 {:.1} us (target {goal} \
+         {ROUTE_P99_US_TARGET_MAX}); {:.0} orders/s on 2 threads\n",
+        routing.order_lines, routing.locations, latency.p50_us, latency.p99_us, routing.orders_per_sec
+    ));
     out
 }
+
+/// The routed reserve's p99 target, in microseconds.
+const ROUTE_P99_US_TARGET_MAX: f64 = 10.0;
 
 fn quick_note(report: &Report) -> String {
     if report.quick {
@@ -621,6 +642,7 @@ mod tests {
             durable_thread_counts: vec![2, 3],
             durable_batched_thread_counts: vec![2],
             recovery_pairs: 20,
+            routing_orders: 50,
         }
     }
 
@@ -690,6 +712,9 @@ mod tests {
         }
 
         assert_eq!(json["snapshot"]["positions"], 50);
+        assert!(json["routing"]["route_reserve_3_lines_200_locations"]["p99_us"].as_f64().is_some_and(|us| us > 0.0));
+        assert!(json["routing"]["orders_per_sec"].as_f64().is_some_and(|rate| rate > 0.0));
+        assert_eq!(json["routing"]["route_reserve_3_lines_200_locations"]["count"], 50);
         assert!(json["snapshot"]["max_pause_ms"].as_f64().is_some_and(|ms| ms > 0.0));
     }
 

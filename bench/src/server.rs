@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use promesa_client::{Client, ClientConfig};
-use promesa_protocol::{LocationRow, Request, ReserveLine, Response, StockRow};
+use promesa_protocol::{
+    Destination, LocationRow, Request, ReserveLine, Response, RouteLine, RouteMethod, RouteOrder, StockRow,
+};
 use promesa_server::{Server, ServerConfig};
 use serde::Serialize;
 
@@ -22,6 +24,12 @@ const ON_HAND: u64 = 1_000_000_000;
 const FRAME_US_MAX: u64 = 60_000_000;
 /// Rows per import request while seeding.
 const SEED_ROWS_PER_REQUEST: usize = 10_000;
+/// Locations of the routing network of the routed run, each stocking every routed SKU.
+pub const ROUTED_LOCATIONS: u64 = 200;
+/// SKUs of the routed run.
+pub const ROUTED_SKUS: u64 = 1_000;
+/// Lines per routed order.
+const ROUTED_ORDER_LINES: u64 = 3;
 
 /// The tokio runtime that serves the endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -80,6 +88,9 @@ pub struct ServerFigures {
     pub single: Throughput,
     /// `plan.batch` reserves per frame, many frames in flight.
     pub batched: Throughput,
+    /// `plan.batch` routed reserves per frame (3-line orders over 200 locations that
+    /// all stock every SKU), many frames in flight; "reserves" count routed orders.
+    pub routed_batched: Throughput,
 }
 
 /// Starts a server in this process, seeds it, and measures.
@@ -112,9 +123,20 @@ pub fn measure_server(plan: &ServerPlan) -> ServerFigures {
         seed(&config).await;
         let (ping_us_p50, ping_us_p99) = low_load(&config, |_| Request::Ping, plan.secs / 4.0).await;
         let (reserve_us_p50, reserve_us_p99) = low_load(&config, reserve, plan.secs / 4.0).await;
-        let single = throughput(&config, plan, 1).await;
-        let batched = throughput(&config, plan, plan.batch).await;
-        ServerFigures { plan: plan.clone(), ping_us_p50, ping_us_p99, reserve_us_p50, reserve_us_p99, single, batched }
+        let single = throughput(&config, plan, 1, reserve).await;
+        let batched = throughput(&config, plan, plan.batch, reserve).await;
+        seed_routing(&config).await;
+        let routed_batched = throughput(&config, plan, plan.batch, routed_reserve).await;
+        ServerFigures {
+            plan: plan.clone(),
+            ping_us_p50,
+            ping_us_p99,
+            reserve_us_p50,
+            reserve_us_p99,
+            single,
+            batched,
+            routed_batched,
+        }
     });
     stop.send(true).expect("the server listens for the stop");
     server_thread.join().expect("the server thread panicked");
@@ -129,6 +151,68 @@ fn reserve(index: u64) -> Request {
         partial: false,
         ttl_ms: 3_600_000,
     }
+}
+
+/// A 3-line order to a point in central Mexico, the same for the same index.
+fn routed_reserve(index: u64) -> Request {
+    let draw = |salt: u64| index.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(salt).rotate_left(17) % 10_007;
+    let lines = (0..ROUTED_ORDER_LINES)
+        .map(|line| RouteLine { sku: format!("R-SKU-{}", draw(line) % ROUTED_SKUS), quantity: 1 + draw(7 + line) % 2 })
+        .collect();
+    Request::ReserveRouted {
+        reservation_id: format!("routed-{index}"),
+        ttl_ms: 3_600_000,
+        order: RouteOrder {
+            channel: None,
+            destination: Destination::Point {
+                lat: 17.0 + (draw(11) % 500) as f64 / 100.0,
+                lon: -104.0 + (draw(13) % 700) as f64 / 100.0,
+            },
+            lines,
+            method: RouteMethod::ShipCheapest,
+            max_shipments: 3,
+            allow_partial: false,
+        },
+    }
+}
+
+/// Adds the routing network: `ROUTED_LOCATIONS` locations over central Mexico, each
+/// with deep stock of every routed SKU.
+async fn seed_routing(config: &ClientConfig) {
+    let client = Client::connect(config).await.expect("connect");
+    let locations: Vec<LocationRow> = (0..ROUTED_LOCATIONS)
+        .map(|index| LocationRow {
+            code: format!("R-{index:03}"),
+            kind: 1,
+            lat: 17.0 + (index * 37 % 500) as f64 / 100.0,
+            lon: -104.0 + (index * 53 % 700) as f64 / 100.0,
+            methods: 1,
+            daily_capacity: 0,
+            active: true,
+        })
+        .collect();
+    client.call_one(Request::UpsertLocations { locations }).await.expect("upsert the routing network");
+    let rows: Vec<StockRow> = (0..ROUTED_SKUS)
+        .flat_map(|sku| {
+            (0..ROUTED_LOCATIONS).map(move |location| StockRow {
+                sku: format!("R-SKU-{sku}"),
+                location: format!("R-{location:03}"),
+                on_hand: ON_HAND,
+                safety_stock: None,
+            })
+        })
+        .collect();
+    for (chunk, rows) in rows.chunks(SEED_ROWS_PER_REQUEST).enumerate() {
+        let request = Request::ImportRows {
+            import_id: "routing".into(),
+            first_line: (chunk * SEED_ROWS_PER_REQUEST) as u64,
+            rows: rows.to_vec(),
+        };
+        client.call_one(request).await.expect("stage the routed stock");
+    }
+    let committed = client.call_one(Request::ImportCommit { import_id: "routing".into() }).await.expect("import");
+    assert!(matches!(committed, Response::ImportCommitted { .. }), "{committed:?}");
+    client.close().await;
 }
 
 async fn seed(config: &ClientConfig) {
@@ -183,8 +267,14 @@ async fn low_load(config: &ClientConfig, request: impl Fn(u64) -> Request, secs:
 }
 
 /// `plan.connections` connections with `plan.in_flight` frames of `per_frame`
-/// reserves in flight each, for `plan.secs`.
-async fn throughput(config: &ClientConfig, plan: &ServerPlan, per_frame: usize) -> Throughput {
+/// requests made by `request` in flight each, for `plan.secs`. Every response must
+/// hold its units.
+async fn throughput(
+    config: &ClientConfig,
+    plan: &ServerPlan,
+    per_frame: usize,
+    request: fn(u64) -> Request,
+) -> Throughput {
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..plan.connections {
@@ -202,12 +292,17 @@ async fn throughput(config: &ClientConfig, plan: &ServerPlan, per_frame: usize) 
                 let mut reserves = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let first = NEXT_ID.fetch_add(per_frame as u64, Ordering::Relaxed);
-                    let requests = (first..first + per_frame as u64).map(reserve).collect();
+                    let requests = (first..first + per_frame as u64).map(request).collect();
                     let sent = Instant::now();
                     let responses = client.call(requests).await.expect("a response frame");
                     histogram.saturating_record(sent.elapsed().as_micros() as u64);
                     for response in &responses {
-                        assert!(matches!(response, Response::Reserved { .. }), "{response:?}");
+                        let held = match response {
+                            Response::Reserved { .. } => true,
+                            Response::ReservedRouted(outcome) => outcome.held,
+                            _ => false,
+                        };
+                        assert!(held, "{response:?}");
                     }
                     reserves += responses.len() as u64;
                 }
@@ -251,9 +346,9 @@ pub fn render(figures: &ServerFigures) -> String {
         "  low load round trip: ping p50 {} us, p99 {} us; reserve p50 {} us, p99 {} us\n",
         figures.ping_us_p50, figures.ping_us_p99, figures.reserve_us_p50, figures.reserve_us_p99
     ));
-    for run in [&figures.single, &figures.batched] {
+    for (kind, run) in [("", &figures.single), ("", &figures.batched), ("routed ", &figures.routed_batched)] {
         out.push_str(&format!(
-            "  {} reserve(s) per frame: {:.0} reserves/s, {:.0} frames/s, frame p50 {} us, p99 {} us\n",
+            "  {} {kind}reserve(s) per frame: {:.0} reserves/s, {:.0} frames/s, frame p50 {} us, p99 {} us\n",
             run.reserves_per_frame, run.reserves_per_sec, run.frames_per_sec, run.frame_us_p50, run.frame_us_p99
         ));
     }
