@@ -438,3 +438,98 @@ fn routed_reservations_and_routing_state_survive_a_restart() {
     assert!(report.snapshot.is_some());
     check(&engine, "a snapshot");
 }
+
+/// Reads `country,postal_code,lat,lon` rows.
+fn postal_rows(reader: impl std::io::Read) -> Vec<PostalCodeRow> {
+    csv::Reader::from_reader(reader)
+        .deserialize::<(String, String, f64, f64)>()
+        .map(|row| {
+            let (country, postal_code, lat, lon) = row.expect("a valid row");
+            PostalCodeRow { country, postal_code, lat, lon }
+        })
+        .collect()
+}
+
+/// Loads postal rows in upserts of the engine's limit.
+fn load_postal(engine: &Engine, rows: &[PostalCodeRow]) {
+    for chunk in rows.chunks(promesa_engine::limits::POSTAL_ROWS_PER_UPSERT_MAX) {
+        engine.upsert_postal_codes(chunk).unwrap();
+    }
+}
+
+/// Warehouses in Mexico City and Monterrey, and an order from a Mexico City postal code
+/// and a Monterrey one.
+fn check_mexican_routes(engine: &Engine) {
+    let cdmx = LocationSpec { lat: 19.4326, lon: -99.1332, ..warehouse("CDMX", 0.0) };
+    let mty = LocationSpec { lat: 25.6866, lon: -100.3161, ..warehouse("MTY", 0.0) };
+    for spec in [cdmx, mty] {
+        engine.upsert_location(&spec).unwrap();
+        engine.set_on_hand("TV", &spec.code, 10, T0_MS).unwrap();
+    }
+    let to = |postal_code: &str| {
+        let mut order = order(&[("TV", 1)], RouteMethod::ShipCheapest, 1);
+        order.destination = Destination::Postal { country: "MX".into(), postal_code: postal_code.into() };
+        engine.quote(&order, T0_MS).unwrap()
+    };
+
+    // Cuauhtémoc, Mexico City, and central Monterrey, each by its own code.
+    let plan = to("06700");
+    assert_eq!(plan.destination.source, DestinationSource::PostalCode);
+    assert_eq!(placed(&plan), vec![("CDMX".to_owned(), 1)]);
+    assert!(plan.shipments[0].distance_km < 15.0, "{plan:?}");
+    let plan = to("64000");
+    assert_eq!(placed(&plan), vec![("MTY".to_owned(), 1)]);
+    assert!(plan.shipments[0].distance_km < 15.0, "{plan:?}");
+
+    // A code the table does not list falls back to its state's point.
+    let plan = to("06999");
+    assert_eq!(plan.destination.source, DestinationSource::PostalRegion { prefix: "06".into() });
+    assert_eq!(placed(&plan), vec![("CDMX".to_owned(), 1)]);
+}
+
+#[test]
+fn mexican_postal_codes_from_the_sample_route_to_the_nearest_city() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mx-postal-sample.csv");
+    let rows = postal_rows(std::fs::File::open(&path).expect("the sample is in the repository"));
+    let engine = Engine::new(EngineConfig::default());
+    load_postal(&engine, &rows);
+    check_mexican_routes(&engine);
+}
+
+/// The whole Mexican table from the data folder (`PROMESA_DATA_DIR`, which CI sets):
+/// 32,444 codes and the state fallbacks the sample's script would make.
+#[test]
+fn mexican_postal_codes_from_the_data_folder_route_to_the_nearest_city() {
+    let Some(data) = std::env::var_os("PROMESA_DATA_DIR") else {
+        eprintln!("PROMESA_DATA_DIR is not set: skipping the full Mexican postal table");
+        return;
+    };
+    let path = std::path::Path::new(&data).join("mx_geo/mx_postal_codes.csv.gz");
+    let file = std::fs::File::open(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let mut reader = csv::Reader::from_reader(flate2::read::GzDecoder::new(file));
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|header| header == name).expect("column exists");
+    let (code, lat, lon) = (column("postal_code"), column("lat_route"), column("lng_route"));
+    let mut rows: Vec<PostalCodeRow> = reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            PostalCodeRow {
+                country: "MX".into(),
+                postal_code: record[code].to_owned(),
+                lat: record[lat].parse().unwrap(),
+                lon: record[lon].parse().unwrap(),
+            }
+        })
+        .collect();
+    assert_eq!(rows.len(), 32_444);
+    // State fallbacks for the two prefixes the checks use, from the sample.
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mx-postal-sample.csv");
+    rows.extend(
+        postal_rows(std::fs::File::open(sample).unwrap()).into_iter().filter(|row| row.postal_code.ends_with('*')),
+    );
+    rows.retain(|row| row.postal_code != "06999");
+    let engine = Engine::new(EngineConfig::default());
+    load_postal(&engine, &rows);
+    check_mexican_routes(&engine);
+}
