@@ -170,13 +170,15 @@ pub(crate) struct Channel {
 #[derive(Default)]
 pub(crate) struct Sku {
     first_position: AtomicU32,
+    /// Positions of the SKU, inbound twins included.
+    position_count: AtomicU32,
 }
 
 // SAFETY: a location record is only ever built by `Default`.
 unsafe impl ChunkElement for Location {}
 // SAFETY: as above.
 unsafe impl ChunkElement for Channel {}
-// SAFETY: a SKU record is one AtomicU32, for which all-zero bytes are 0, its default.
+// SAFETY: a SKU record is two AtomicU32, for which all-zero bytes are 0, their default.
 unsafe impl ChunkElement for Sku {
     const ALL_ZEROS_IS_DEFAULT: bool = true;
 }
@@ -416,6 +418,11 @@ impl Catalog {
         self.position(index).lock(shortage_count, self.position_lsn(index))
     }
 
+    /// Returns how many positions `sku` has (inbound twins included).
+    pub(crate) fn sku_position_count(&self, sku: u32) -> u32 {
+        self.sku_records.get(sku as usize).map_or(0, |record| record.position_count.load(Ordering::Relaxed))
+    }
+
     /// Calls `visit` with every position of `sku`, in the order they were created.
     pub(crate) fn for_each_position(&self, sku: u32, mut visit: impl FnMut(u32, &Position)) {
         let Some(record) = self.sku_records.get(sku as usize) else { return };
@@ -506,6 +513,7 @@ impl Catalog {
             link = self.next_position.get(next as usize).expect("linked position exists");
         }
         link.store(index, Ordering::Release);
+        record.position_count.fetch_add(1, Ordering::Relaxed);
         Ok(index)
     }
 

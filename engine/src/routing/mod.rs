@@ -572,7 +572,7 @@ mod tests {
     #[test]
     fn pruned_plans_equal_exhaustive_plans() {
         let mut draws = Draws(42);
-        for network in 0..40 {
+        for network in 0..80 {
             let engine = Engine::new(EngineConfig::default());
             let locations = 2 + draws.below(40);
             for index in 0..locations {
@@ -595,15 +595,21 @@ mod tests {
                     routing,
                 };
                 engine.upsert_location(&spec).unwrap();
+                // Sparse networks take the survey of positions, dense ones the survey of
+                // locations.
+                let sparse = network % 2 == 1;
                 for sku in ["A", "B"] {
-                    engine.set_on_hand(sku, &spec.code, draws.below(6), 1_000).unwrap();
+                    if !sparse || draws.below(4) == 0 {
+                        engine.set_on_hand(sku, &spec.code, draws.below(6), 1_000).unwrap();
+                    }
                 }
             }
             for order_index in 0..20 {
-                let method = match draws.below(3) {
+                let method = match draws.below(4) {
                     0 => RouteMethod::ShipCheapest,
                     1 => RouteMethod::ShipFastest,
-                    _ => RouteMethod::PickupNearest { curbside: false },
+                    2 => RouteMethod::PickupNearest { curbside: false },
+                    _ => RouteMethod::PickupAt { store: format!("L{:02}", draws.below(locations)), curbside: false },
                 };
                 let order = QuoteRequest {
                     channel: None,

@@ -51,6 +51,8 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+    /// The survey by location's list of locations, reused from call to call.
+    static NEARBY: std::cell::RefCell<Vec<Nearby>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Why a location that stocks a SKU of the order is not a candidate.
@@ -337,6 +339,21 @@ fn survey(
         line_sku.push(Some(slot));
     }
 
+    // When the order's SKUs are stocked at most locations, weighing locations nearest
+    // the best rank first and reading only their positions beats reading every
+    // position of the SKUs.
+    let visits: u64 = skus.iter().map(|&(sku, _)| u64::from(catalog.sku_position_count(sku))).sum();
+    let locations = table.locations.len();
+    let by_location = order.pickup_store.is_some() || (locations <= ROUTE_CANDIDATES_MAX && locations as u64 <= visits);
+    if by_location && !exhaustive() {
+        let context = (table, catalog, order, destination, goal, target_ms);
+        match survey_by_location(context, swept_until_ms, &skus, &line_sku) {
+            ByLocation::Found(survey) => return Some(*survey),
+            ByLocation::Due => return None,
+            ByLocation::NoFiller => {}
+        }
+    }
+
     // First read the stock: per location seen, its ATP of each SKU, in a buffer
     // reused from call to call. `SEEN` maps a location id to its row, and every entry
     // set here is reset to UNSEEN before returning.
@@ -473,6 +490,176 @@ fn exhaustive() -> bool {
 #[cfg(not(test))]
 fn exhaustive() -> bool {
     false
+}
+
+/// What the survey by location found.
+enum ByLocation {
+    /// A location fills the order alone; the survey holds it and what explains it.
+    Found(Box<Survey>),
+    /// No location fills the order alone: survey every position instead.
+    NoFiller,
+    /// A position counts a hold past its deadline: sweep and plan again.
+    Due,
+}
+
+/// A location of the table with its distance and the lower bound of its rank.
+struct Nearby {
+    location: u32,
+    distance_km: f64,
+    bound: (u64, u64),
+    weighed: bool,
+}
+
+/// Reads the ATP of each of the order's SKUs at a location into `avail` (0 where
+/// the position does not exist). Returns whether any position exists, or `None` if
+/// one counts a hold past its deadline.
+fn read_location(
+    catalog: &Catalog,
+    order: &Order<'_>,
+    skus: &[(u32, u64)],
+    location: u32,
+    swept_until_ms: u64,
+    avail: &mut SmallVec<[u32; 8]>,
+) -> Option<bool> {
+    avail.clear();
+    let mut any = false;
+    for &(sku, _) in skus {
+        let units = match catalog.find_position(sku, location) {
+            Some(index) => {
+                any = true;
+                let counters = catalog.position(index).read();
+                if order.now_ms > swept_until_ms && counters.may_hold_expired(order.now_ms) {
+                    return None;
+                }
+                counters.atp(order.may_sell_safety_stock).clamp(0, i64::from(u32::MAX)) as u32
+            }
+            None => 0,
+        };
+        avail.push(units);
+    }
+    Some(any)
+}
+
+/// Surveys the order from the locations' side: each location's distance and a lower
+/// bound of its rank first, then the locations in bound order, reading only their
+/// positions, until no location left can beat the best that fills the order alone;
+/// last, the locations nearer than the winner, nearest first, as far as explaining the
+/// choice needs. Gives the same plan as reading every position (a unit test checks).
+fn survey_by_location(
+    (table, catalog, order, destination, goal, target_ms): (
+        &RoutingTable,
+        &Catalog,
+        &Order<'_>,
+        &UnitVector,
+        Goal,
+        u64,
+    ),
+    swept_until_ms: u64,
+    skus: &SmallVec<[(u32, u64); 8]>,
+    line_sku: &SmallVec<[Option<usize>; 8]>,
+) -> ByLocation {
+    let width = skus.len();
+    let mut survey = Survey {
+        skus: skus.clone(),
+        line_sku: line_sku.clone(),
+        candidates: Vec::new(),
+        excluded: Vec::new(),
+        empty: Vec::new(),
+        nearest_stocked_km: SmallVec::from_elem(f64::INFINITY, width),
+        total_avail: SmallVec::new(),
+    };
+    NEARBY.with_borrow_mut(|nearby| {
+        nearby.clear();
+        for (location, route) in table.locations.iter().enumerate() {
+            let location = location as u32;
+            let Some(route) = route else { continue };
+            if order.pickup_store.is_some_and(|store| store != location) {
+                continue;
+            }
+            let distance_km = route.point.distance_km(destination);
+            let bound = lower_bound(route, goal, order, distance_km);
+            nearby.push(Nearby { location, distance_km, bound, weighed: false });
+        }
+        let rank = |entry: &Nearby, other: &Nearby| {
+            entry
+                .bound
+                .cmp(&other.bound)
+                .then_with(|| tie_break(table, entry.distance_km, entry.location, other.distance_km, other.location))
+        };
+
+        // Fillers, lowest bound first, until the next bound is above the best rank.
+        let mut avail: SmallVec<[u32; 8]> = SmallVec::new();
+        let mut best: Option<((u64, u64), f64)> = None;
+        loop {
+            let mut next: Option<usize> = None;
+            for (index, entry) in nearby.iter().enumerate() {
+                if !entry.weighed && next.is_none_or(|next| rank(entry, &nearby[next]).is_lt()) {
+                    next = Some(index);
+                }
+            }
+            let Some(index) = next else { break };
+            let entry = &mut nearby[index];
+            if let Some((score, distance_km)) = best
+                && (entry.bound > score || (entry.bound == score && entry.distance_km > distance_km))
+            {
+                break;
+            }
+            entry.weighed = true;
+            let location = entry.location;
+            let Some(any) = read_location(catalog, order, skus, location, swept_until_ms, &mut avail) else {
+                return ByLocation::Due;
+            };
+            let fills = any && avail.iter().zip(skus.iter()).all(|(&units, &(_, need))| u64::from(units) >= need);
+            if fills && weigh(table, catalog, order, destination, goal, target_ms, location, &avail, &mut survey) {
+                let candidate = survey.candidates.last().expect("just weighed");
+                let rank = (candidate.score, candidate.distance_km);
+                if best.is_none_or(|(score, distance_km)| rank.0 < score || (rank.0 == score && rank.1 <= distance_km))
+                {
+                    best = Some(rank);
+                }
+            }
+        }
+        let Some((_, winner_km)) = best else { return ByLocation::NoFiller };
+
+        // Locations nearer than the winner, nearest first: the nearest with any of the
+        // SKUs is the rival an explanation names, and per SKU the nearest with some
+        // available decides whether the winner is the nearest with stock.
+        let mut nearer: Vec<&Nearby> = nearby.iter().filter(|entry| entry.distance_km < winner_km).collect();
+        nearer.sort_by(|a, b| tie_break(table, a.distance_km, a.location, b.distance_km, b.location));
+        let mut rival_found = false;
+        for entry in nearer {
+            let Some(any) = read_location(catalog, order, skus, entry.location, swept_until_ms, &mut avail) else {
+                return ByLocation::Due;
+            };
+            if !any {
+                continue;
+            }
+            for (nearest, &units) in survey.nearest_stocked_km.iter_mut().zip(&avail) {
+                if units > 0 && nearest.is_infinite() {
+                    *nearest = entry.distance_km;
+                }
+            }
+            if !rival_found {
+                rival_found = true;
+                let known = survey.candidates.iter().any(|candidate| candidate.location == entry.location)
+                    || survey.excluded.iter().any(|excluded| excluded.location == entry.location);
+                if !known {
+                    if avail.iter().all(|&units| units == 0) {
+                        survey.empty.push((entry.location, entry.distance_km));
+                    } else {
+                        weigh(table, catalog, order, destination, goal, target_ms, entry.location, &avail, &mut survey);
+                    }
+                }
+            }
+            if survey.nearest_stocked_km.iter().all(|km| km.is_finite()) {
+                break;
+            }
+        }
+        survey.total_avail = (0..width)
+            .map(|slot| survey.candidates.iter().map(|candidate| u64::from(candidate.avail[slot])).sum())
+            .collect();
+        ByLocation::Found(Box::new(survey))
+    })
 }
 
 /// A location that fills the whole order alone, with a lower bound of its rank.
