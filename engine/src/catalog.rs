@@ -170,6 +170,8 @@ pub(crate) struct Channel {
 #[derive(Default)]
 pub(crate) struct Sku {
     first_position: AtomicU32,
+    /// The end of the SKU's list, so that a new position links without a walk.
+    last_position: AtomicU32,
     /// Positions of the SKU, inbound twins included.
     position_count: AtomicU32,
 }
@@ -178,7 +180,7 @@ pub(crate) struct Sku {
 unsafe impl ChunkElement for Location {}
 // SAFETY: as above.
 unsafe impl ChunkElement for Channel {}
-// SAFETY: a SKU record is two AtomicU32, for which all-zero bytes are 0, their default.
+// SAFETY: a SKU record is three AtomicU32, for which all-zero bytes are 0, their default.
 unsafe impl ChunkElement for Sku {
     const ALL_ZEROS_IS_DEFAULT: bool = true;
 }
@@ -480,7 +482,10 @@ impl Catalog {
         let (sku, new_sku) = self.skus.intern(sku_code).ok_or(crate::error::StockError::TooManySkus)?;
         if new_sku {
             self.sku_records
-                .push_with(|record| record.first_position.store(NO_POSITION, Ordering::Relaxed))
+                .push_with(|record| {
+                    record.first_position.store(NO_POSITION, Ordering::Relaxed);
+                    record.last_position.store(NO_POSITION, Ordering::Relaxed);
+                })
                 .expect("SKU ids and records grow together");
         }
         Ok(sku)
@@ -504,15 +509,13 @@ impl Catalog {
         // Publish: first in the (SKU, location) table, then at the end of the SKU's list.
         self.position_table.load().insert(self.position_hash(sku, location), index);
         let record = self.sku_records.get(sku as usize).expect("SKU record exists");
-        let mut link = &record.first_position;
-        loop {
-            let next = link.load(Ordering::Acquire);
-            if next == NO_POSITION {
-                break;
-            }
-            link = self.next_position.get(next as usize).expect("linked position exists");
-        }
+        let last = record.last_position.load(Ordering::Relaxed);
+        let link = match last {
+            NO_POSITION => &record.first_position,
+            last => self.next_position.get(last as usize).expect("linked position exists"),
+        };
         link.store(index, Ordering::Release);
+        record.last_position.store(index, Ordering::Relaxed);
         record.position_count.fetch_add(1, Ordering::Relaxed);
         Ok(index)
     }
