@@ -2,9 +2,10 @@
 //! and sends frames of requests over a few long-lived streams.
 //!
 //! [`Client::call`] sends one frame and returns its responses in request order;
-//! requests from concurrent callers go out on different streams. The routing
-//! operations also have methods of their own that return typed results, such as
-//! [`Client::quote`] and [`Client::reserve_routed`].
+//! requests from concurrent callers go out on different streams. The routing and
+//! inbound supply operations also have methods of their own that return typed results,
+//! such as [`Client::quote`], [`Client::reserve_routed`], [`Client::add_supply`] and
+//! [`Client::availability_by`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,8 +16,9 @@ use std::time::Duration;
 
 use promesa_protocol::frame::{LENGTH_PREFIX_BYTES, access_server_frame, encode_client_frame, payload_len};
 use promesa_protocol::{
-    ALPN, ArchivedResponse, ClientFrame, ErrorCode, LocationWithRouting, PROTOCOL_MAJOR, PROTOCOL_MINOR, Payload, Plan,
-    PostalCodeRow, Request, RequestEnvelope, Response, Role, RouteOrder, RoutedReserveOutcome,
+    ALPN, ArchivedResponse, ClientFrame, ErrorCode, LineOutcome, LocationWithRouting, PROTOCOL_MAJOR, PROTOCOL_MINOR,
+    Payload, Plan, PostalCodeRow, Request, RequestEnvelope, ReserveLine, Response, Role, RouteOrder,
+    RoutedReserveOutcome, SupplyOutcome, TimedAvailability,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -108,6 +110,18 @@ pub enum ClientError {
 /// does not know.
 fn error_code_name(code: u16) -> String {
     ErrorCode::from_number(code).map_or_else(|| format!("error {code}"), |known| known.name().to_owned())
+}
+
+/// Outcome of a reserve: the fields of `Response::Reserved`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReserveOutcome {
+    /// Whether this repeats an earlier reserve with the same id, which returns the
+    /// first outcome.
+    pub replayed: bool,
+    /// Deadline of the hold, milliseconds since the Unix epoch.
+    pub deadline_ms: u64,
+    /// One outcome per line, in request order.
+    pub lines: Vec<LineOutcome>,
 }
 
 /// One stream before the hello: a frame goes out and its response comes back.
@@ -213,9 +227,11 @@ struct Connected {
 /// time is sent again, up to `RETRIES_MAX` times, on a new connection, with the same request ids and the same
 /// content. That is safe because every mutating request carries an idempotency key or
 /// is an absolute set that may repeat. The keys are the reservation id of a reserve or a
-/// routed reserve, the operation ids on a reservation, and an adjustment's operation id.
-/// The absolute sets are the upserts, set on hand and safety stock. So the server applies
-/// each request once and returns the first outcome to a repeat.
+/// routed reserve, the operation ids on a reservation, an adjustment's operation id and
+/// a receipt id of added supply. The absolute sets are the upserts, set on hand and
+/// safety stock, and a receipt's move. So the server applies each request once and
+/// returns the first outcome to a repeat. The exception is a receipt's cancel (see
+/// [`Client::cancel_supply`]).
 pub struct Client {
     config: ClientConfig,
     connected: tokio::sync::RwLock<Arc<Connected>>,
@@ -359,6 +375,116 @@ impl Client {
         match self.call_one(request).await? {
             Response::ReservedRouted(outcome) => Ok(*outcome),
             other => Err(unexpected("ReservedRouted", other)),
+        }
+    }
+
+    /// Holds units until a deadline under a reserve policy: `POLICY_ALL_OR_NOTHING`,
+    /// `POLICY_PARTIAL` or `POLICY_BACKORDER`. With backorder, a line that ATP now
+    /// cannot fill is promised against the location's free inbound supply and reported
+    /// with line status 7 (backordered). The reservation id is the idempotency key.
+    pub async fn reserve_with_policy(
+        &self,
+        reservation_id: &str,
+        channel: Option<&str>,
+        lines: Vec<ReserveLine>,
+        policy: u8,
+        ttl_ms: u64,
+    ) -> Result<ReserveOutcome, ClientError> {
+        let request = Request::ReserveWithPolicy {
+            reservation_id: reservation_id.to_owned(),
+            channel: channel.map(str::to_owned),
+            lines,
+            policy,
+            ttl_ms,
+        };
+        match self.call_one(request).await? {
+            Response::Reserved { replayed, deadline_ms, lines } => Ok(ReserveOutcome { replayed, deadline_ms, lines }),
+            other => Err(unexpected("Reserved", other)),
+        }
+    }
+
+    /// Adds an expected receipt of `quantity` units of a SKU at a location, arriving at
+    /// `arrival_ms` (milliseconds since the Unix epoch), and returns the position's
+    /// inbound supply. The receipt id is the idempotency key: a repeat with the same
+    /// content returns with `replayed` set, and the same id with other content is
+    /// rejected with `id_reused`.
+    pub async fn add_supply(
+        &self,
+        receipt_id: &str,
+        sku: &str,
+        location: &str,
+        quantity: u64,
+        arrival_ms: u64,
+    ) -> Result<SupplyOutcome, ClientError> {
+        let request = Request::AddSupply {
+            receipt_id: receipt_id.to_owned(),
+            sku: sku.to_owned(),
+            location: location.to_owned(),
+            quantity,
+            arrival_ms,
+        };
+        supply_outcome(self.call_one(request).await?)
+    }
+
+    /// Moves a receipt's expected arrival to `arrival_ms`, and returns its position's
+    /// inbound supply.
+    pub async fn move_supply(&self, receipt_id: &str, arrival_ms: u64) -> Result<SupplyOutcome, ClientError> {
+        let request = Request::MoveSupply { receipt_id: receipt_id.to_owned(), arrival_ms };
+        supply_outcome(self.call_one(request).await?)
+    }
+
+    /// Cancels a receipt, and returns its position's inbound supply. Rejected with
+    /// `conflict` while backorders need the receipt's units.
+    ///
+    /// NOTE: a cancel has no idempotency key. If the connection is lost after the
+    /// server applied it, the retry is rejected with `not_found` for the receipt.
+    pub async fn cancel_supply(&self, receipt_id: &str) -> Result<SupplyOutcome, ClientError> {
+        let request = Request::CancelSupply { receipt_id: receipt_id.to_owned() };
+        supply_outcome(self.call_one(request).await?)
+    }
+
+    /// Returns the units of a SKU at a location that can be promised by `by_ms` for a
+    /// channel (`None` for `default`), counting the receipts that arrive by then.
+    pub async fn availability_by(
+        &self,
+        sku: &str,
+        location: &str,
+        channel: Option<&str>,
+        by_ms: u64,
+    ) -> Result<TimedAvailability, ClientError> {
+        let request = Request::AvailabilityBy {
+            sku: sku.to_owned(),
+            location: location.to_owned(),
+            channel: channel.map(str::to_owned),
+            by_ms,
+        };
+        match self.call_one(request).await? {
+            Response::AvailabilityBy(read) => Ok(read),
+            other => Err(unexpected("AvailabilityBy", other)),
+        }
+    }
+
+    /// Returns the earliest time, in milliseconds since the Unix epoch, at which
+    /// `quantity` units of a SKU at a location can be promised for a channel (`None`
+    /// for `default`). That is the server's time now if they can be promised now, else
+    /// the arrival of the receipt that makes them available. Returns `None` if the
+    /// open receipts never do.
+    pub async fn earliest_available(
+        &self,
+        sku: &str,
+        location: &str,
+        channel: Option<&str>,
+        quantity: u64,
+    ) -> Result<Option<u64>, ClientError> {
+        let request = Request::EarliestAvailable {
+            sku: sku.to_owned(),
+            location: location.to_owned(),
+            channel: channel.map(str::to_owned),
+            quantity,
+        };
+        match self.call_one(request).await? {
+            Response::EarliestAvailable { at_ms } => Ok(at_ms),
+            other => Err(unexpected("EarliestAvailable", other)),
         }
     }
 
@@ -582,6 +708,13 @@ fn unexpected(expected: &str, response: Response) -> ClientError {
             got.truncate(200);
             ClientError::Malformed(format!("expected a {expected} response, got {got}"))
         }
+    }
+}
+
+fn supply_outcome(response: Response) -> Result<SupplyOutcome, ClientError> {
+    match response {
+        Response::SupplyChanged(outcome) => Ok(outcome),
+        other => Err(unexpected("SupplyChanged", other)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `promesa` binary against a real server on loopback: the commands of an
-//! operator's session, stock imports with bad rows, routing and postal codes, and
-//! usage errors.
+//! operator's session, stock imports with bad rows, routing and postal codes, inbound
+//! supply and backorders, and usage errors.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -337,9 +337,139 @@ async fn routing_commands_end_to_end() {
     running.shut_down().await;
 }
 
+/// 2099-01-11, 2099-01-31 and 2099-02-10 at 00:00 UTC, in milliseconds since the Unix
+/// epoch: 10, 30 and 40 days after 2099-01-01, far enough ahead that the server's clock
+/// does not reach them while the tests are in use.
+const DAY_10_MS: u64 = 4_071_772_800_000;
+const DAY_30_MS: u64 = 4_073_500_800_000;
+const DAY_40_MS: u64 = 4_074_364_800_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supply_commands_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let running = start(&data_dir).await;
+    let locations = write_file(dir.path(), "locations.csv", LOCATIONS_CSV);
+    assert_success(&running.promesa(&["location", "import", &locations]).await, &["location", "import"]);
+    assert_success(&running.promesa(&["stock", "set", "SKU-1@MX-01", "10"]).await, &["stock", "set"]);
+
+    let add = [
+        "supply",
+        "add",
+        "--id",
+        "po-1",
+        "--sku",
+        "PRE-1",
+        "--location",
+        "MX-01",
+        "--quantity",
+        "500",
+        "--arrival",
+        "2099-01-31T00:00:00Z",
+        "--json",
+    ];
+    let added = running.promesa_json(&add).await;
+    assert_eq!((&added["inbound"], &added["backordered"]), (&Value::from(500), &Value::from(0)), "{added}");
+    assert_eq!(added["arrival_ms"], DAY_30_MS, "{added}");
+    assert_eq!(added["arrival"], "2099-01-31T00:00:00.000Z", "{added}");
+    assert_eq!(added["replayed"], false, "{added}");
+    assert_eq!(running.promesa_json(&add).await["replayed"], true);
+
+    let by = |time: &'static str| ["atp", "PRE-1", "--location", "MX-01", "--by", time, "--json"];
+    let by_day_10 = running.promesa_json(&by("2099-01-11")).await;
+    assert_eq!((&by_day_10["available"], &by_day_10["by_ms"]), (&Value::from(0), &Value::from(DAY_10_MS)));
+    let by_day_30 = running.promesa_json(&by("2099-01-31")).await;
+    assert_eq!((&by_day_30["available"], &by_day_30["inbound_by"]), (&Value::from(500), &Value::from(500)));
+    let earliest = running.promesa_json(&["atp", "PRE-1", "--location", "MX-01", "--quantity", "500", "--json"]).await;
+    assert_eq!(earliest["available_at_ms"], DAY_30_MS, "{earliest}");
+    assert_eq!(earliest["available_at"], "2099-01-31T00:00:00.000Z", "{earliest}");
+    let never = running.promesa_json(&["atp", "PRE-1", "--location", "MX-01", "--quantity", "501", "--json"]).await;
+    assert_eq!(never["available_at_ms"], Value::Null, "{never}");
+    let text = running.promesa(&["atp", "PRE-1", "--location", "MX-01", "--quantity", "501"]).await;
+    assert_success(&text, &["atp", "--quantity", "501"]);
+    assert!(stdout(&text).contains("never: ATP now and the open receipts do not reach 501 units"), "{}", stdout(&text));
+
+    // Moving the receipt to day 40 changes both reads.
+    let moved = running.promesa_json(&["supply", "move", "po-1", "--arrival", "2099-02-10", "--json"]).await;
+    assert_eq!(moved["arrival_ms"], DAY_40_MS, "{moved}");
+    assert_eq!(running.promesa_json(&by("2099-01-31")).await["available"], 0);
+    assert_eq!(running.promesa_json(&by("2099-02-10T00:00:00Z")).await["available"], 500);
+
+    // A backorder reserve reports each line, and its backordered units lower the
+    // availability by day 40.
+    let reserve =
+        ["reserve", "--id", "pre-1", "--line", "PRE-1@MX-01=120", "--line", "SKU-1@MX-01=2", "--backorder", "--json"];
+    let reserved = running.promesa_json(&reserve).await;
+    assert_eq!(reserved["lines"][0]["status"], "backordered", "{reserved}");
+    assert_eq!(reserved["lines"][1]["status"], "held", "{reserved}");
+    let by_day_40 = running.promesa_json(&by("2099-02-10")).await;
+    assert_eq!((&by_day_40["available"], &by_day_40["backordered"]), (&Value::from(380), &Value::from(120)));
+    let view = running.promesa_json(&["get", "pre-1", "--json"]).await;
+    assert_eq!(view["policy"], "backorder", "{view}");
+    assert_eq!(view["lines"][0]["status"], "backordered", "{view}");
+    let text = running.promesa(&["get", "pre-1"]).await;
+    assert!(stdout(&text).lines().any(|line| line.starts_with("policy") && line.ends_with("backorder")));
+
+    // The receipt cannot be cancelled while the backorder needs it; an unknown one is not found.
+    let output = running.promesa(&["supply", "cancel", "po-1"]).await;
+    assert_failure(&output, 1, "conflict");
+    assert!(stderr(&output).contains("release those backorders first"), "{}", stderr(&output));
+    let output = running.promesa(&["supply", "cancel", "po-404"]).await;
+    assert_failure(&output, 1, "not_found");
+    assert!(stderr(&output).contains("receipt po-404 is not known"), "{}", stderr(&output));
+    let output = running.promesa(&["supply", "move", "po-404", "--arrival", "+1d"]).await;
+    assert_failure(&output, 1, "not_found");
+
+    // A relative arrival counts from the server's clock.
+    let relative = running
+        .promesa_json(&[
+            "supply",
+            "add",
+            "--id",
+            "po-2",
+            "--sku",
+            "PRE-2",
+            "--location",
+            "MX-02",
+            "--quantity",
+            "5",
+            "--arrival",
+            "+30d",
+            "--json",
+        ])
+        .await;
+    let arrival_ms = relative["arrival_ms"].as_u64().expect("an arrival in milliseconds");
+    let earliest = running.promesa_json(&["atp", "PRE-2", "--location", "MX-02", "--quantity", "5", "--json"]).await;
+    assert_eq!(earliest["available_at_ms"], arrival_ms, "{earliest}");
+
+    // A bad TIME is a usage error that sends nothing.
+    let output = running
+        .promesa(&[
+            "supply",
+            "add",
+            "--id",
+            "po-3",
+            "--sku",
+            "PRE-3",
+            "--location",
+            "MX-01",
+            "--quantity",
+            "5",
+            "--arrival",
+            "tomorrow",
+        ])
+        .await;
+    assert_failure(&output, 2, "usage");
+    assert!(stderr(&output).contains("\"tomorrow\" is not a time"), "{}", stderr(&output));
+    let output = running.promesa(&["atp", "PRE-3", "--location", "MX-01", "--by", "2099-01-31"]).await;
+    assert_failure(&output, 1, "not_found");
+
+    running.shut_down().await;
+}
+
 #[test]
 fn usage_errors_exit_with_two() {
-    let cases: [&[&str]; 10] = [
+    let cases: [&[&str]; 17] = [
         &["teleport"],
         &["reserve", "--id", "order-1", "--line", "SKU-1@MX-01=many"],
         &["stock", "set", "SKU-1", "5"],
@@ -350,6 +480,13 @@ fn usage_errors_exit_with_two() {
         &["reserve", "--id", "order-1", "--line", "SKU-1@MX-01=1", "--method", "fastest"],
         &["quote", "--line", "SKU-1=1"],
         &["quote", "--to", "91,0", "--line", "SKU-1=1"],
+        &["reserve", "--id", "order-1", "--line", "SKU-1@MX-01=1", "--backorder", "--partial"],
+        &["reserve", "--id", "order-1", "--to", "19.4,-99.1", "--line", "SKU-1=1", "--backorder"],
+        &["atp", "SKU-1", "--by", "2099-01-31"],
+        &["atp", "SKU-1", "--location", "MX-01", "--location", "MX-02", "--quantity", "5"],
+        &["atp", "SKU-1", "--location", "MX-01", "--by", "2099-01-31", "--quantity", "5"],
+        &["atp", "SKU-1", "--location", "MX-01", "--by", "2099-31-01"],
+        &["supply", "move", "po-1", "--arrival", "+3w"],
     ];
     for args in cases {
         let output = promesa_command()

@@ -192,7 +192,8 @@ pub fn check_limits(request: &ArchivedRequest) -> Result<(), LimitError> {
             locations.iter().try_for_each(|location| code("location", location.as_str()))?;
             channel(name)
         }
-        ArchivedRequest::Reserve { reservation_id, channel: name, lines, .. } => {
+        ArchivedRequest::Reserve { reservation_id, channel: name, lines, .. }
+        | ArchivedRequest::ReserveWithPolicy { reservation_id, channel: name, lines, .. } => {
             id("reservation_id", reservation_id.as_str())?;
             channel(name)?;
             check("lines", lines.len(), "lines_per_reservation_max", LINES_PER_RESERVATION_MAX)?;
@@ -213,6 +214,20 @@ pub fn check_limits(request: &ArchivedRequest) -> Result<(), LimitError> {
             id("op_id", op_id.as_str())
         }
         ArchivedRequest::Get { reservation_id } => id("reservation_id", reservation_id.as_str()),
+        ArchivedRequest::AddSupply { receipt_id, sku, location, .. } => {
+            id("receipt_id", receipt_id.as_str())?;
+            code("sku", sku.as_str())?;
+            code("location", location.as_str())
+        }
+        ArchivedRequest::MoveSupply { receipt_id, .. } | ArchivedRequest::CancelSupply { receipt_id } => {
+            id("receipt_id", receipt_id.as_str())
+        }
+        ArchivedRequest::AvailabilityBy { sku, location, channel: name, .. }
+        | ArchivedRequest::EarliestAvailable { sku, location, channel: name, .. } => {
+            code("sku", sku.as_str())?;
+            code("location", location.as_str())?;
+            channel(name)
+        }
     }
 }
 

@@ -21,12 +21,12 @@ pub use messages::*;
 
 /// Major version: any change to a message's layout changes it, and a server talks
 /// only to clients of the same major version.
-pub const PROTOCOL_MAJOR: u16 = 2;
+pub const PROTOCOL_MAJOR: u16 = 3;
 
 /// Minor version: changes that keep the layout, such as a new error code.
 pub const PROTOCOL_MINOR: u16 = 0;
 
 /// The TLS application protocol name, carrying the major version.
-pub const ALPN: &[u8] = b"promesa/2";
+pub const ALPN: &[u8] = b"promesa/3";
 
-const _: () = assert!(PROTOCOL_MAJOR == 2, "ALPN names major version 2");
+const _: () = assert!(PROTOCOL_MAJOR == 3, "ALPN names major version 3");

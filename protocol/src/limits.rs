@@ -13,7 +13,7 @@ pub const LINES_PER_RESERVATION_MAX: usize = 1_000;
 /// Maximum length of a SKU, location or channel code, in bytes.
 pub const CODE_LEN_MAX: usize = 64;
 
-/// Maximum length of a reservation id or operation id, in bytes.
+/// Maximum length of a reservation, operation, import or receipt id, in bytes.
 pub const ID_LEN_MAX: usize = 128;
 
 /// Maximum token length, in bytes.

@@ -9,11 +9,11 @@
 #[rkyv(derive(Debug, PartialEq, Eq))]
 #[repr(u8)]
 pub enum Role {
-    /// Availability, quote, get and stats.
+    /// Availability (also by a time, and earliest), quote, get and stats.
     Read = 0,
     /// Read, plus reserve, routed reserve, confirm, release, fulfil and extend.
     Reserve = 1,
-    /// Everything, including locations, channels, stock and postal codes.
+    /// Everything, including locations, channels, stock, inbound supply and postal codes.
     Admin = 2,
 }
 
@@ -239,6 +239,23 @@ pub struct StockRow {
     pub safety_stock: Option<u64>,
 }
 
+/// Number of reserve policies. Policies are numbered 0 all or nothing, 1 partial,
+/// 2 backorder, in `ReserveWithPolicy.policy` and in `ReservationView.policy`.
+pub const POLICY_COUNT: usize = 3;
+
+/// The name of each reserve policy, indexed by its number.
+pub const POLICY_NAMES: [&str; POLICY_COUNT] = ["all_or_nothing", "partial", "backorder"];
+
+/// Policy number of all or nothing: hold every line in full, or nothing.
+pub const POLICY_ALL_OR_NOTHING: u8 = 0;
+
+/// Policy number of partial: hold what is available, earlier lines first.
+pub const POLICY_PARTIAL: u8 = 1;
+
+/// Policy number of backorder: all or nothing, and a line that ATP now cannot fill is
+/// backordered against the location's free inbound supply.
+pub const POLICY_BACKORDER: u8 = 2;
+
 /// One line of a reserve.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ReserveLine {
@@ -451,6 +468,70 @@ pub enum Request {
         /// The order.
         order: RouteOrder,
     },
+    /// Holds units until a deadline, like `Reserve`, under a policy given by its
+    /// number, which can also backorder lines against inbound supply.
+    ReserveWithPolicy {
+        /// Client reservation id: the idempotency key.
+        reservation_id: String,
+        /// Channel code; `None` is `default`.
+        channel: Option<String>,
+        /// Lines, at most `LINES_PER_RESERVATION_MAX`.
+        lines: Vec<ReserveLine>,
+        /// 0 all or nothing, 1 partial, 2 backorder (all or nothing, and a line that
+        /// ATP now cannot fill is backordered against the location's free inbound
+        /// supply).
+        policy: u8,
+        /// Time-to-live of the hold, in milliseconds.
+        ttl_ms: u64,
+    },
+    /// Adds an expected receipt of units at a location. Idempotent on the receipt id.
+    AddSupply {
+        /// Receipt id, such as a purchase order or transfer number: the idempotency key.
+        receipt_id: String,
+        /// SKU code; a SKU not known yet is created.
+        sku: String,
+        /// Location code where the units arrive.
+        location: String,
+        /// Units expected, 1 to 4,294,967,295.
+        quantity: u64,
+        /// Expected arrival, milliseconds since the Unix epoch.
+        arrival_ms: u64,
+    },
+    /// Moves the expected arrival of a receipt.
+    MoveSupply {
+        /// Receipt id.
+        receipt_id: String,
+        /// The new expected arrival, milliseconds since the Unix epoch.
+        arrival_ms: u64,
+    },
+    /// Cancels a receipt, unless backorders need its units.
+    CancelSupply {
+        /// Receipt id.
+        receipt_id: String,
+    },
+    /// Units of a SKU at a location that can be promised by a time, counting the
+    /// receipts that arrive by then.
+    AvailabilityBy {
+        /// SKU code.
+        sku: String,
+        /// Location code.
+        location: String,
+        /// Channel code; `None` is `default`.
+        channel: Option<String>,
+        /// The time, milliseconds since the Unix epoch.
+        by_ms: u64,
+    },
+    /// The earliest time a quantity of a SKU at a location can be promised.
+    EarliestAvailable {
+        /// SKU code.
+        sku: String,
+        /// Location code.
+        location: String,
+        /// Channel code; `None` is `default`.
+        channel: Option<String>,
+        /// Units.
+        quantity: u64,
+    },
 }
 
 /// A request with the id the client chose for it; the response carries the same id.
@@ -547,8 +628,10 @@ pub struct ReservationView {
     pub id: String,
     /// Channel code.
     pub channel: String,
-    /// Whether the partial policy applied.
+    /// Whether the partial policy applied (`policy` is 1).
     pub partial: bool,
+    /// Reserve policy: 0 all or nothing, 1 partial, 2 backorder.
+    pub policy: u8,
     /// State code: 0 held, 1 confirmed, 2 fulfilled, 3 released, 4 expired.
     pub state: u8,
     /// Deadline of held units, milliseconds since the Unix epoch.
@@ -678,6 +761,32 @@ pub struct RoutedReserveOutcome {
     pub attempts: u32,
 }
 
+/// The inbound supply of one position (a SKU at a location) after a receipt change.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SupplyOutcome {
+    /// Whether this repeats an earlier add with the same receipt id and content.
+    pub replayed: bool,
+    /// Units of every open receipt of the position.
+    pub inbound: u64,
+    /// Units backordered against them.
+    pub backordered: u64,
+}
+
+/// Availability of a SKU at a location by a time, counting inbound supply.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedAvailability {
+    /// ATP now for the channel; negative in shortage.
+    pub atp: i64,
+    /// Units of the receipts arriving at or before the time.
+    pub inbound_by: u64,
+    /// Units backordered against inbound supply.
+    pub backordered: u64,
+    /// Units that can be promised by the time: ATP now when positive, plus the units
+    /// the receipts by then bring beyond the backorders, which take the earliest
+    /// receipts first.
+    pub available: u64,
+}
+
 /// A response.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
 pub enum Response {
@@ -775,6 +884,18 @@ pub enum Response {
     Quoted(Box<Plan>),
     /// Outcome of a routed reserve.
     ReservedRouted(Box<RoutedReserveOutcome>),
+    /// A receipt added, moved or cancelled: the inbound supply of its position after
+    /// the change.
+    SupplyChanged(SupplyOutcome),
+    /// Availability by a time.
+    AvailabilityBy(TimedAvailability),
+    /// The earliest time a quantity can be promised.
+    EarliestAvailable {
+        /// Milliseconds since the Unix epoch: the server's time now if ATP covers the
+        /// quantity, else the arrival of the receipt that makes it available; `None`
+        /// if the known receipts never do.
+        at_ms: Option<u64>,
+    },
 }
 
 /// A response with the id of its request.

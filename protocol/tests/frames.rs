@@ -10,9 +10,10 @@ use promesa_protocol::limits::{
 };
 use promesa_protocol::{
     ArchivedRequest, ArchivedResponse, ClientFrame, Destination, DestinationSource, FrameError, FrameReader,
-    LineOutcome, LocationRouting, LocationRow, LocationWithRouting, Plan, PostalCodeRow, Request, RequestEnvelope,
-    ReserveLine, ResolvedDestination, Response, ResponseEnvelope, RouteLine, RouteMethod, RouteOrder,
-    RoutedReserveOutcome, ServerFrame, Shipment, ShipmentLine, TransitBand, UnfilledLine, Units,
+    LineOutcome, LocationRouting, LocationRow, LocationWithRouting, POLICY_BACKORDER, Plan, PostalCodeRow, Request,
+    RequestEnvelope, ReserveLine, ResolvedDestination, Response, ResponseEnvelope, RouteLine, RouteMethod, RouteOrder,
+    RoutedReserveOutcome, ServerFrame, Shipment, ShipmentLine, SupplyOutcome, TimedAvailability, TransitBand,
+    UnfilledLine, Units,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -325,4 +326,126 @@ fn routing_limit_errors_name_field_and_limit() {
     assert_eq!(messages[2], "rows is 20001, over the limit postal_rows_per_request_max = 20000");
     assert_eq!(messages[3], "locations is 10001, over the limit locations_per_channel_max = 10000");
     assert_eq!(messages[4], "transit_bands is 17, over the limit transit_bands_max = 16");
+}
+
+#[test]
+fn supply_messages_round_trip() {
+    let line = ReserveLine { sku: "SKU-1".into(), location: "MX-01".into(), quantity: 20 };
+    let requests = vec![
+        Request::AddSupply {
+            receipt_id: "po-1".into(),
+            sku: "SKU-1".into(),
+            location: "MX-01".into(),
+            quantity: 500,
+            arrival_ms: 1_798_761_600_000,
+        },
+        Request::MoveSupply { receipt_id: "po-1".into(), arrival_ms: 1_799_625_600_000 },
+        Request::CancelSupply { receipt_id: "po-1".into() },
+        Request::AvailabilityBy {
+            sku: "SKU-1".into(),
+            location: "MX-01".into(),
+            channel: Some("web".into()),
+            by_ms: 1_798_761_600_000,
+        },
+        Request::EarliestAvailable { sku: "SKU-1".into(), location: "MX-01".into(), channel: None, quantity: 20 },
+        Request::ReserveWithPolicy {
+            reservation_id: "order-1".into(),
+            channel: None,
+            lines: vec![line],
+            policy: POLICY_BACKORDER,
+            ttl_ms: 900_000,
+        },
+    ];
+    let frame = ClientFrame {
+        requests: requests
+            .into_iter()
+            .enumerate()
+            .map(|(id, request)| RequestEnvelope { id: id as u64, request })
+            .collect(),
+    };
+    let bytes = encode_client_frame(&frame);
+    let payload = payload_of(&bytes);
+    let archived = access_client_frame(&payload).unwrap();
+    for envelope in archived.requests.iter() {
+        check_limits(&envelope.request).unwrap();
+    }
+    let decoded = rkyv::deserialize::<ClientFrame, rkyv::rancor::Error>(archived).unwrap();
+    assert_eq!(decoded, frame);
+
+    let timed = TimedAvailability { atp: -2, inbound_by: 500, backordered: 20, available: 480 };
+    let frame = ServerFrame {
+        responses: vec![
+            ResponseEnvelope {
+                id: 0,
+                response: Response::SupplyChanged(SupplyOutcome { replayed: true, inbound: 500, backordered: 20 }),
+            },
+            ResponseEnvelope { id: 3, response: Response::AvailabilityBy(timed) },
+            ResponseEnvelope { id: 4, response: Response::EarliestAvailable { at_ms: Some(1_798_761_600_000) } },
+            ResponseEnvelope { id: 5, response: Response::EarliestAvailable { at_ms: None } },
+            ResponseEnvelope {
+                id: 6,
+                response: Response::Reserved {
+                    replayed: false,
+                    deadline_ms: 5,
+                    lines: vec![LineOutcome { status: 7, requested: 20, held: 20 }],
+                },
+            },
+        ],
+    };
+    let bytes = encode_server_frame(&frame);
+    let payload = payload_of(&bytes);
+    let archived = access_server_frame(&payload).unwrap();
+    let decoded = rkyv::deserialize::<ServerFrame, rkyv::rancor::Error>(archived).unwrap();
+    assert_eq!(decoded, frame);
+}
+
+#[test]
+fn supply_limit_errors_name_field_and_limit() {
+    let requests = vec![
+        Request::AddSupply {
+            receipt_id: "p".repeat(129),
+            sku: "SKU-1".into(),
+            location: "MX-01".into(),
+            quantity: 1,
+            arrival_ms: 0,
+        },
+        Request::MoveSupply { receipt_id: "p".repeat(129), arrival_ms: 0 },
+        Request::CancelSupply { receipt_id: "p".repeat(129) },
+        Request::AvailabilityBy { sku: "S".repeat(65), location: "MX-01".into(), channel: None, by_ms: 0 },
+        Request::EarliestAvailable {
+            sku: "SKU-1".into(),
+            location: "MX-01".into(),
+            channel: Some("c".repeat(65)),
+            quantity: 1,
+        },
+        Request::ReserveWithPolicy {
+            reservation_id: "order-1".into(),
+            channel: None,
+            lines: vec![
+                ReserveLine { sku: "SKU-1".into(), location: "MX-01".into(), quantity: 1 };
+                LINES_PER_RESERVATION_MAX + 1
+            ],
+            policy: POLICY_BACKORDER,
+            ttl_ms: 60_000,
+        },
+    ];
+    let frame = ClientFrame {
+        requests: requests
+            .into_iter()
+            .enumerate()
+            .map(|(id, request)| RequestEnvelope { id: id as u64, request })
+            .collect(),
+    };
+    let bytes = encode_client_frame(&frame);
+    let payload = payload_of(&bytes);
+    let archived = access_client_frame(&payload).unwrap();
+
+    let messages: Vec<String> =
+        archived.requests.iter().map(|envelope| check_limits(&envelope.request).unwrap_err().to_string()).collect();
+    for message in &messages[..3] {
+        assert_eq!(message, "receipt_id is 129, over the limit id_len_max = 128");
+    }
+    assert_eq!(messages[3], "sku is 65, over the limit code_len_max = 64");
+    assert_eq!(messages[4], "channel is 65, over the limit code_len_max = 64");
+    assert_eq!(messages[5], "lines is 1001, over the limit lines_per_reservation_max = 1000");
 }

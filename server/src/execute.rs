@@ -12,13 +12,14 @@ use promesa_engine::error::{
     StockError,
 };
 use promesa_engine::routing::ChannelSpec;
+use promesa_engine::supply::SupplyRequest;
 use promesa_engine::{
     AdjustReason, AdjustRequest, ConfirmRequest, Engine, ExtendRequest, FulfilRequest, LineQuantity, LocationFilter,
     Policy, PositionRow, ReleaseFrom, ReleaseRequest, ReserveRequest, Units,
 };
 use promesa_protocol::frame::check_limits;
 use promesa_protocol::{
-    ArchivedClientFrame, ArchivedRequest, ArchivedUnits, ErrorCode, Figure, LineOutcome, LineView,
+    ArchivedClientFrame, ArchivedRequest, ArchivedReserveLine, ArchivedUnits, ErrorCode, Figure, LineOutcome, LineView,
     LocationAvailability, PositionAvailability, Request, ReservationView, Response, ResponseEnvelope, Role,
     ServerFrame, SkuAvailability,
 };
@@ -27,6 +28,7 @@ use crate::routing::{
     location_routing, location_spec, postal_error, postal_rows, quote_request, route_error, routed_reserve_request,
     wire_outcome, wire_plan,
 };
+use crate::supply::{availability_by, earliest_available, reserve_policy, supply_changed};
 
 /// Most imports staged at once; a new import id past it is refused.
 pub const STAGED_IMPORTS_MAX: usize = 16;
@@ -95,6 +97,12 @@ pub fn operation_name(request: &ArchivedRequest) -> &'static str {
         ArchivedRequest::UpsertPostalCodes { .. } => "upsert_postal_codes",
         ArchivedRequest::Quote { .. } => "quote",
         ArchivedRequest::ReserveRouted { .. } => "reserve_routed",
+        ArchivedRequest::ReserveWithPolicy { .. } => "reserve_with_policy",
+        ArchivedRequest::AddSupply { .. } => "add_supply",
+        ArchivedRequest::MoveSupply { .. } => "move_supply",
+        ArchivedRequest::CancelSupply { .. } => "cancel_supply",
+        ArchivedRequest::AvailabilityBy { .. } => "availability_by",
+        ArchivedRequest::EarliestAvailable { .. } => "earliest_available",
     }
 }
 
@@ -112,8 +120,11 @@ pub fn required_role(request: &ArchivedRequest) -> Role {
         | ArchivedRequest::AvailabilityMany { .. }
         | ArchivedRequest::Get { .. }
         | ArchivedRequest::Stats
-        | ArchivedRequest::Quote { .. } => Role::Read,
+        | ArchivedRequest::Quote { .. }
+        | ArchivedRequest::AvailabilityBy { .. }
+        | ArchivedRequest::EarliestAvailable { .. } => Role::Read,
         ArchivedRequest::Reserve { .. }
+        | ArchivedRequest::ReserveWithPolicy { .. }
         | ArchivedRequest::ReserveRouted { .. }
         | ArchivedRequest::Confirm { .. }
         | ArchivedRequest::Release { .. }
@@ -128,7 +139,10 @@ pub fn required_role(request: &ArchivedRequest) -> Role {
         | ArchivedRequest::ImportCommit { .. }
         | ArchivedRequest::ImportAbort { .. }
         | ArchivedRequest::UpsertLocationsWithRouting { .. }
-        | ArchivedRequest::UpsertPostalCodes { .. } => Role::Admin,
+        | ArchivedRequest::UpsertPostalCodes { .. }
+        | ArchivedRequest::AddSupply { .. }
+        | ArchivedRequest::MoveSupply { .. }
+        | ArchivedRequest::CancelSupply { .. } => Role::Admin,
     }
 }
 
@@ -438,36 +452,44 @@ impl Executor {
                 }
             }
             ArchivedRequest::Reserve { reservation_id, channel, lines, partial, ttl_ms } => {
-                let request = ReserveRequest {
-                    reservation_id: reservation_id.to_string(),
-                    channel: channel.as_ref().map(|name| name.to_string()),
-                    lines: lines
-                        .iter()
-                        .map(|line| promesa_engine::ReserveLine {
-                            sku: line.sku.to_string(),
-                            location: line.location.to_string(),
-                            quantity: line.quantity.to_native(),
-                        })
-                        .collect(),
-                    policy: if *partial { Policy::Partial } else { Policy::AllOrNothing },
-                    ttl_ms: ttl_ms.to_native(),
+                let policy = if *partial { Policy::Partial } else { Policy::AllOrNothing };
+                let request =
+                    reserve_request(reservation_id.as_str(), channel.as_deref(), lines, policy, ttl_ms.to_native());
+                reserved(engine.reserve(&request, now_ms))
+            }
+            ArchivedRequest::ReserveWithPolicy { reservation_id, channel, lines, policy, ttl_ms } => {
+                let policy = match reserve_policy(*policy) {
+                    Ok(policy) => policy,
+                    Err(response) => return response,
                 };
-                match engine.reserve(&request, now_ms) {
-                    Ok(outcome) => Response::Reserved {
-                        replayed: outcome.replayed,
-                        deadline_ms: outcome.deadline_ms,
-                        lines: outcome
-                            .lines
-                            .iter()
-                            .map(|line| LineOutcome {
-                                status: line.status.code(),
-                                requested: u64::from(line.requested),
-                                held: u64::from(line.held),
-                            })
-                            .collect(),
-                    },
-                    Err(failure) => reserve_error(&failure),
-                }
+                let request =
+                    reserve_request(reservation_id.as_str(), channel.as_deref(), lines, policy, ttl_ms.to_native());
+                reserved(engine.reserve(&request, now_ms))
+            }
+            ArchivedRequest::AddSupply { receipt_id, sku, location, quantity, arrival_ms } => {
+                let request = SupplyRequest {
+                    receipt_id: receipt_id.to_string(),
+                    sku: sku.to_string(),
+                    location: location.to_string(),
+                    quantity: quantity.to_native(),
+                    arrival_ms: arrival_ms.to_native(),
+                };
+                supply_changed(engine.add_supply(&request, now_ms))
+            }
+            ArchivedRequest::MoveSupply { receipt_id, arrival_ms } => {
+                supply_changed(engine.move_supply(receipt_id.as_str(), arrival_ms.to_native(), now_ms))
+            }
+            ArchivedRequest::CancelSupply { receipt_id } => {
+                supply_changed(engine.cancel_supply(receipt_id.as_str(), now_ms))
+            }
+            ArchivedRequest::AvailabilityBy { sku, location, channel, by_ms } => {
+                let (sku, location, channel) = (sku.as_str(), location.as_str(), channel.as_deref());
+                availability_by(engine.availability_by(sku, location, channel, by_ms.to_native(), now_ms))
+            }
+            ArchivedRequest::EarliestAvailable { sku, location, channel, quantity } => {
+                let (sku, location, channel) = (sku.as_str(), location.as_str(), channel.as_deref());
+                let earliest = engine.earliest_available(sku, location, channel, quantity.to_native(), now_ms);
+                earliest_available(earliest, engine.now_ms().max(now_ms))
             }
             ArchivedRequest::Confirm { reservation_id, op_id, units } => {
                 let request = ConfirmRequest {
@@ -519,6 +541,7 @@ impl Executor {
                         id: view.id,
                         channel: view.channel,
                         partial: view.policy == Policy::Partial,
+                        policy: view.policy as u8,
                         state: view.state as u8,
                         deadline_ms: view.deadline_ms,
                         created_ms: view.created_ms,
@@ -619,6 +642,49 @@ fn engine_units(units: &ArchivedUnits) -> Units {
     }
 }
 
+/// Builds the engine's reserve request from the fields of a wire reserve.
+fn reserve_request(
+    reservation_id: &str,
+    channel: Option<&str>,
+    lines: &[ArchivedReserveLine],
+    policy: Policy,
+    ttl_ms: u64,
+) -> ReserveRequest {
+    ReserveRequest {
+        reservation_id: reservation_id.to_owned(),
+        channel: channel.map(str::to_owned),
+        lines: lines
+            .iter()
+            .map(|line| promesa_engine::ReserveLine {
+                sku: line.sku.to_string(),
+                location: line.location.to_string(),
+                quantity: line.quantity.to_native(),
+            })
+            .collect(),
+        policy,
+        ttl_ms,
+    }
+}
+
+fn reserved(result: Result<promesa_engine::ReserveOutcome, ReserveError>) -> Response {
+    match result {
+        Ok(outcome) => Response::Reserved {
+            replayed: outcome.replayed,
+            deadline_ms: outcome.deadline_ms,
+            lines: outcome
+                .lines
+                .iter()
+                .map(|line| LineOutcome {
+                    status: line.status.code(),
+                    requested: u64::from(line.requested),
+                    held: u64::from(line.held),
+                })
+                .collect(),
+        },
+        Err(failure) => reserve_error(&failure),
+    }
+}
+
 fn stock_changed(result: Result<promesa_engine::StockChange, StockError>) -> Response {
     match result {
         Ok(change) => Response::StockChanged {
@@ -647,7 +713,7 @@ fn log_error(failure: &LogError) -> Response {
     error(ErrorCode::Unavailable, failure.to_string())
 }
 
-fn code_error(failure: &CodeError) -> Response {
+pub(crate) fn code_error(failure: &CodeError) -> Response {
     let code = if matches!(failure, CodeError::TooMany { .. }) {
         ErrorCode::LimitExceeded
     } else {
@@ -708,6 +774,7 @@ fn reservation_error(failure: &ReservationError) -> Response {
         | ReservationError::NothingToChange { .. }
         | ReservationError::Expired { .. }
         | ReservationError::NotOnHand { .. }
+        | ReservationError::Backordered { .. }
         | ReservationError::DeadlineNotLater { .. } => ErrorCode::Conflict,
         ReservationError::Log(_) => ErrorCode::Unavailable,
         _ => ErrorCode::InvalidArgument,
@@ -739,6 +806,7 @@ mod tests {
     use promesa_protocol::frame::access_client_frame;
     use promesa_protocol::{
         Destination, LocationRow, Request, ReserveLine, Response, Role, RouteLine, RouteMethod, RouteOrder,
+        SupplyOutcome,
     };
 
     use super::{Executor, encode_requests};
@@ -816,6 +884,50 @@ mod tests {
         let (answer, reserve_lsn) = executor.execute_frame(access_client_frame(&reserve).unwrap(), Role::Reserve);
         assert!(reserve_lsn > setup_lsn, "a routed reserve waits for its record");
         assert!(matches!(&answer.responses[0].response, Response::ReservedRouted(outcome) if outcome.held));
+    }
+
+    #[test]
+    fn supply_reads_answer_at_once_and_changes_wait() {
+        let executor = executor();
+        let location =
+            LocationRow { code: "L0".into(), kind: 0, lat: 0.0, lon: 0.0, methods: 1, daily_capacity: 0, active: true };
+        let setup = encode_requests(vec![
+            Request::UpsertLocations { locations: vec![location] },
+            Request::AddSupply {
+                receipt_id: "po-1".into(),
+                sku: "S".into(),
+                location: "L0".into(),
+                quantity: 50,
+                arrival_ms: 10_000,
+            },
+        ]);
+        let (answer, setup_lsn) = executor.execute_frame(access_client_frame(&setup).unwrap(), Role::Admin);
+        assert!(setup_lsn > 0, "a frame that adds supply waits for the log");
+        let expected = SupplyOutcome { replayed: false, inbound: 50, backordered: 0 };
+        assert_eq!(answer.responses[1].response, Response::SupplyChanged(expected));
+
+        let reads = encode_requests(vec![
+            Request::AvailabilityBy { sku: "S".into(), location: "L0".into(), channel: None, by_ms: 10_000 },
+            Request::EarliestAvailable { sku: "S".into(), location: "L0".into(), channel: None, quantity: 20 },
+        ]);
+        let (answer, reads_lsn) = executor.execute_frame(access_client_frame(&reads).unwrap(), Role::Read);
+        assert_eq!(reads_lsn, 0, "a frame of supply reads is answered at once");
+        let Response::AvailabilityBy(read) = &answer.responses[0].response else { panic!("{answer:?}") };
+        assert_eq!((read.atp, read.inbound_by, read.available), (0, 50, 50));
+        let Response::EarliestAvailable { at_ms } = answer.responses[1].response else { panic!("{answer:?}") };
+        assert!(at_ms.is_some_and(|at_ms| at_ms >= 10_000), "{answer:?}");
+
+        let backorder = encode_requests(vec![Request::ReserveWithPolicy {
+            reservation_id: "order-1".into(),
+            channel: None,
+            lines: vec![ReserveLine { sku: "S".into(), location: "L0".into(), quantity: 20 }],
+            policy: 2,
+            ttl_ms: 60_000,
+        }]);
+        let (answer, backorder_lsn) = executor.execute_frame(access_client_frame(&backorder).unwrap(), Role::Reserve);
+        assert!(backorder_lsn > setup_lsn, "a backorder waits for its record");
+        let Response::Reserved { lines, .. } = &answer.responses[0].response else { panic!("{answer:?}") };
+        assert_eq!((lines[0].status, lines[0].held), (7, 20), "line status 7 is backordered");
     }
 
     #[test]

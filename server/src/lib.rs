@@ -3,7 +3,7 @@
 //! each frame once the write-ahead log contains its changes.
 //!
 //! - [`execute`]: frames to engine calls and back; `routing` converts the routing
-//!   requests and plans.
+//!   requests and plans, and `supply` the inbound supply requests and results.
 //! - [`server`]: connections, streams, limits, the expiry timer, shutdown.
 //! - [`acknowledger`]: one thread that waits for the log for every frame in flight.
 //! - [`tls`] and [`auth`]: certificates and tokens, with development defaults written
@@ -15,6 +15,7 @@ pub mod execute;
 mod files;
 mod routing;
 pub mod server;
+mod supply;
 pub mod tls;
 
 pub use server::{Server, ServerConfig};

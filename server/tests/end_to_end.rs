@@ -1,5 +1,6 @@
 //! A real server on loopback, driven by the real client: every request kind, routing
-//! and postal codes, roles, limits, malformed bytes, and a restart that keeps the state.
+//! and postal codes, inbound supply and backorders, roles, limits, malformed bytes, and
+//! restarts that keep the state.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,8 +12,9 @@ use promesa_protocol::frame::{
 };
 use promesa_protocol::{
     ArchivedResponse, ClientFrame, Destination, DestinationSource, ErrorCode, FrameError, FrameReader, LineQuantity,
-    LocationRouting, LocationRow, LocationWithRouting, MethodTerms, Payload, PostalCodeRow, Request, RequestEnvelope,
-    ReserveLine, Response, RouteLine, RouteMethod, RouteOrder, StockRow, Units,
+    LocationRouting, LocationRow, LocationWithRouting, MethodTerms, POLICY_BACKORDER, Payload, PostalCodeRow, Request,
+    RequestEnvelope, ReserveLine, Response, RouteLine, RouteMethod, RouteOrder, StockRow, SupplyOutcome,
+    TimedAvailability, Units,
 };
 use promesa_server::{Server, ServerConfig};
 use rand::rngs::StdRng;
@@ -372,6 +374,160 @@ async fn postal_codes_resolve_with_region_fallback() {
     running.shut_down().await;
 }
 
+/// Milliseconds in a day.
+const DAY_MS: u64 = 86_400_000;
+
+/// Returns the server's clock, which supply times in this test count from.
+async fn server_now_ms(client: &Client) -> u64 {
+    match client.call_one(Request::Ping).await.unwrap() {
+        Response::Pong { now_ms } => now_ms,
+        other => panic!("ping: {other:?}"),
+    }
+}
+
+/// Returns the error code and message of a rejected call.
+fn rejection(error: ClientError) -> (Option<ErrorCode>, String) {
+    match error {
+        ClientError::Rejected { code, message } => (ErrorCode::from_number(code), message),
+        other => panic!("expected a rejection, got {other}"),
+    }
+}
+
+/// Starts a server with an admin token and a read token, and returns it with a client
+/// for each.
+async fn start_with_reader(data: &Path, tokens: &Path) -> (Running, Client, Client) {
+    let running = start(data, Some(tokens)).await;
+    let config = |token: &str| ClientConfig {
+        addr: running.addr,
+        server_name: "localhost".into(),
+        ca: data.join("dev-cert.pem"),
+        token: token.to_owned(),
+        streams: 2,
+        timeout_ms: 10_000,
+    };
+    let admin = Client::connect(&config("admin-token")).await.expect("the admin connects");
+    let reader = Client::connect(&config("reader-token")).await.expect("the reader connects");
+    (running, admin, reader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_supply_backorders_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "admin-token admin\nreader-token read\n").unwrap();
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let data = dir.path().join("data");
+    let (running, admin, reader) = start_with_reader(&data, &tokens).await;
+    seed(&admin).await;
+    let start_ms = server_now_ms(&admin).await;
+    let day = |days: u64| start_ms + days * DAY_MS;
+
+    // A receipt of 500 pre-order units, none in stock, arriving on day 30.
+    let added = admin.add_supply("po-1", "PRE-1", "MX-01", 500, day(30)).await.unwrap();
+    assert_eq!(added, SupplyOutcome { replayed: false, inbound: 500, backordered: 0 });
+    let again = admin.add_supply("po-1", "PRE-1", "MX-01", 500, day(30)).await.unwrap();
+    assert!(again.replayed, "{again:?}");
+    let reused = admin.add_supply("po-1", "PRE-1", "MX-01", 400, day(30)).await.unwrap_err();
+    assert_eq!(rejection(reused).0, Some(ErrorCode::IdReused));
+
+    let by_day_10 = reader.availability_by("PRE-1", "MX-01", None, day(10)).await.unwrap();
+    assert_eq!(by_day_10, TimedAvailability { atp: 0, inbound_by: 0, backordered: 0, available: 0 });
+    let by_day_30 = reader.availability_by("PRE-1", "MX-01", None, day(30)).await.unwrap();
+    assert_eq!(by_day_30, TimedAvailability { atp: 0, inbound_by: 500, backordered: 0, available: 500 });
+    assert_eq!(reader.earliest_available("PRE-1", "MX-01", None, 500).await.unwrap(), Some(day(30)));
+    assert_eq!(reader.earliest_available("PRE-1", "MX-01", None, 501).await.unwrap(), None);
+
+    // Moving the receipt to day 40 changes both reads.
+    let moved = admin.move_supply("po-1", day(40)).await.unwrap();
+    assert_eq!((moved.inbound, moved.backordered), (500, 0));
+    assert_eq!(reader.availability_by("PRE-1", "MX-01", None, day(30)).await.unwrap().available, 0);
+    assert_eq!(reader.availability_by("PRE-1", "MX-01", None, day(40)).await.unwrap().available, 500);
+    assert_eq!(reader.earliest_available("PRE-1", "MX-01", None, 500).await.unwrap(), Some(day(40)));
+
+    // A backorder reserve: the line in stock is held, the pre-order line backordered.
+    let lines = vec![
+        ReserveLine { sku: "SKU-1".into(), location: "MX-01".into(), quantity: 2 },
+        ReserveLine { sku: "PRE-1".into(), location: "MX-01".into(), quantity: 120 },
+    ];
+    let outcome = admin.reserve_with_policy("pre-order-1", None, lines, POLICY_BACKORDER, 900_000).await.unwrap();
+    assert_eq!(outcome.lines[0].status, 0, "line 0 is held: {outcome:?}");
+    assert_eq!(outcome.lines[1].status, 7, "line 1 is backordered: {outcome:?}");
+    assert_eq!(outcome.lines[1].held, 120);
+    let by_day_40 = reader.availability_by("PRE-1", "MX-01", None, day(40)).await.unwrap();
+    assert_eq!(by_day_40, TimedAvailability { atp: 0, inbound_by: 500, backordered: 120, available: 380 });
+    let Response::Availability(stock) = reader.call_one(position_read("PRE-1", "MX-01")).await.unwrap() else {
+        panic!("PRE-1 at MX-01 has no availability");
+    };
+    assert_eq!((stock.on_hand, stock.reserved, stock.atp), (0, 0, 0), "ATP now never counts inbound units");
+
+    // A backordered line cannot ship, and its receipt cannot be cancelled.
+    let fulfil = Request::Fulfil {
+        reservation_id: "pre-order-1".into(),
+        op_id: "f1".into(),
+        units: Units::Lines(vec![LineQuantity { line: 1, quantity: 1 }]),
+    };
+    let Response::Error { code, message } = admin.call_one(fulfil).await.unwrap() else {
+        panic!("a backordered line was fulfilled");
+    };
+    assert_eq!(ErrorCode::from_number(code), Some(ErrorCode::Conflict), "{message}");
+    assert!(message.contains("line 1 is backordered"), "{message}");
+    let (code, message) = rejection(admin.cancel_supply("po-1").await.unwrap_err());
+    assert_eq!(code, Some(ErrorCode::Conflict), "{message}");
+    assert!(message.contains("120 backordered"), "{message}");
+
+    // Supply changes need the admin role; the reads need only read.
+    let (code, message) = rejection(reader.add_supply("po-2", "PRE-1", "MX-01", 5, day(50)).await.unwrap_err());
+    assert_eq!(code, Some(ErrorCode::Forbidden), "{message}");
+    assert_eq!(message, "this request needs the admin role; the token has the read role");
+    let (code, _) = rejection(admin.move_supply("po-404", day(50)).await.unwrap_err());
+    assert_eq!(code, Some(ErrorCode::NotFound));
+    let (code, message) = rejection(admin.add_supply("po-3", "PRE-1", "MX-01", 0, day(50)).await.unwrap_err());
+    assert_eq!(code, Some(ErrorCode::InvalidArgument), "{message}");
+    assert!(message.contains("quantity 0 is outside 1..=4294967295"), "{message}");
+
+    let Response::Stats(figures) = admin.call_one(Request::Stats).await.unwrap() else { panic!("no stats") };
+    for operation in ["add_supply", "move_supply", "cancel_supply", "availability_by", "earliest_available"] {
+        let name = format!("latency_us.{operation}.count");
+        assert!(figures.iter().any(|figure| figure.name == name && figure.value > 0), "no figure {name}");
+    }
+
+    reader.close().await;
+    admin.close().await;
+    running.shut_down().await;
+
+    // The receipt, its new arrival and the backorder survive a restart.
+    let (running, admin, reader) = start_with_reader(&data, &tokens).await;
+    let by_day_40 = reader.availability_by("PRE-1", "MX-01", None, day(40)).await.unwrap();
+    assert_eq!(by_day_40, TimedAvailability { atp: 0, inbound_by: 500, backordered: 120, available: 380 });
+    assert_eq!(reader.earliest_available("PRE-1", "MX-01", None, 380).await.unwrap(), Some(day(40)));
+    let Response::Reservation(Some(view)) =
+        reader.call_one(Request::Get { reservation_id: "pre-order-1".into() }).await.unwrap()
+    else {
+        panic!("pre-order-1 was lost in the restart");
+    };
+    assert_eq!((view.policy, view.partial), (POLICY_BACKORDER, false));
+    assert_eq!((view.lines[1].status, view.lines[1].held), (7, 120));
+    let (code, _) = rejection(admin.cancel_supply("po-1").await.unwrap_err());
+    assert_eq!(code, Some(ErrorCode::Conflict), "the backorder still needs the receipt");
+
+    // Once the backorder is released, the receipt can be cancelled.
+    let release = Request::Release {
+        reservation_id: "pre-order-1".into(),
+        op_id: "r1".into(),
+        units: Units::Lines(vec![LineQuantity { line: 1, quantity: 120 }]),
+        from: 1,
+    };
+    let released = admin.call_one(release).await.unwrap();
+    assert!(matches!(&released, Response::Operated { moved, .. } if moved == &[0, 120]), "{released:?}");
+    let cancelled = admin.cancel_supply("po-1").await.unwrap();
+    assert_eq!(cancelled, SupplyOutcome { replayed: false, inbound: 0, backordered: 0 });
+    assert_eq!(reader.availability_by("PRE-1", "MX-01", None, day(40)).await.unwrap().available, 0);
+
+    reader.close().await;
+    admin.close().await;
+    running.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_tokens_and_limits() {
     let dir = tempfile::tempdir().unwrap();
@@ -665,6 +821,36 @@ fn valid_frames() -> Vec<Vec<u8>> {
             op_id: "fz-e1".into(),
             deadline_ms: 4_102_444_800_000,
         }],
+        vec![Request::AddSupply {
+            receipt_id: "fz-po-1".into(),
+            sku: sku.clone(),
+            location: location.clone(),
+            quantity: 50,
+            arrival_ms: 4_102_444_800_000,
+        }],
+        vec![Request::MoveSupply { receipt_id: "fz-po-1".into(), arrival_ms: 4_103_049_600_000 }],
+        vec![
+            Request::AvailabilityBy {
+                sku: sku.clone(),
+                location: location.clone(),
+                channel: None,
+                by_ms: 4_103_049_600_000,
+            },
+            Request::EarliestAvailable {
+                sku: sku.clone(),
+                location: location.clone(),
+                channel: Some("fz-web".into()),
+                quantity: 10,
+            },
+        ],
+        vec![Request::ReserveWithPolicy {
+            reservation_id: "fz-order-3".into(),
+            channel: None,
+            lines: vec![ReserveLine { sku: "FZ-300".into(), location: location.clone(), quantity: 2 }],
+            policy: POLICY_BACKORDER,
+            ttl_ms: 60_000,
+        }],
+        vec![Request::CancelSupply { receipt_id: "fz-po-2".into() }],
         vec![Request::Get { reservation_id: reservation }, Request::Stats],
         vec![Request::Hello { major: 1, minor: 0, token: "fz-token".into() }],
     ];
@@ -790,6 +976,26 @@ fn out_of_range_requests() -> Vec<(Request, &'static str)> {
                 rows: vec![PostalCodeRow { country: "MX".into(), postal_code: "01000".into(), lat: 95.0, lon: 0.0 }],
             },
             "lat 95",
+        ),
+        (
+            Request::AddSupply {
+                receipt_id: "fz-po-0".into(),
+                sku: FUZZ_SKU.into(),
+                location: FUZZ_LOCATION.into(),
+                quantity: 0,
+                arrival_ms: 4_102_444_800_000,
+            },
+            "quantity 0",
+        ),
+        (
+            Request::ReserveWithPolicy {
+                reservation_id: "fz-bad-policy".into(),
+                channel: None,
+                lines: vec![line(1)],
+                policy: 9,
+                ttl_ms: 60_000,
+            },
+            "policy 9",
         ),
     ]
 }

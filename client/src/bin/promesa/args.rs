@@ -1,5 +1,5 @@
 //! Command-line arguments: the clap definitions of the flags and subcommands, and the
-//! parsers of argument values such as `SKU@LOCATION`, destinations and durations.
+//! parsers of argument values such as `SKU@LOCATION`, destinations, durations and times.
 
 use std::path::PathBuf;
 
@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use promesa_client::TIMEOUT_MS_DEFAULT;
 use promesa_protocol::{Destination, LineQuantity, ReserveLine, RouteLine, RouteMethod};
 
-/// Promesa's command-line client: locations, stock, availability, routing and
-/// reservations.
+/// Promesa's command-line client: locations, stock, inbound supply, availability,
+/// routing and reservations.
 ///
 /// Connection settings come from flags, else from the environment variables
 /// PROMESA_ADDR, PROMESA_CA and PROMESA_TOKEN. For a server on this machine that
@@ -68,16 +68,42 @@ pub(crate) enum Command {
     /// Manage the postal-code table that routing resolves postal destinations with.
     #[command(subcommand)]
     Postal(PostalCommand),
-    /// Print the availability (ATP) of a SKU at one, some or all locations.
+    /// Manage inbound supply: expected receipts (purchase orders, transfers) with their
+    /// arrival times.
+    ///
+    /// TIME is an RFC 3339 time such as 2026-12-31T00:00:00Z, a date such as 2026-12-31
+    /// (00:00 UTC), or + and a whole number of minutes, hours or days after the
+    /// server's clock, such as +90m, +12h or +30d. A time with an offset such as +02:00
+    /// is converted to UTC.
+    #[command(subcommand)]
+    Supply(SupplyCommand),
+    /// Print the availability (ATP) of a SKU at one, some or all locations, or at one
+    /// location by a time, counting inbound supply.
+    ///
+    /// With --by, print the units available by TIME. With --quantity, print the
+    /// earliest time that many units are available.
+    ///
+    /// TIME is an RFC 3339 time such as 2026-12-31T00:00:00Z, a date such as 2026-12-31
+    /// (00:00 UTC), or + and a whole number of minutes, hours or days after the
+    /// server's clock, such as +90m, +12h or +30d. A time with an offset such as +02:00
+    /// is converted to UTC.
     Atp {
         /// SKU code.
         sku: String,
-        /// Location code, repeatable. Without it, every location of the SKU.
+        /// Location code, repeatable. Without it, every location of the SKU. --by and
+        /// --quantity read one location.
         #[arg(long = "location", value_name = "LOC")]
         locations: Vec<String>,
         /// Channel code [default: the server's default channel].
         #[arg(long)]
         channel: Option<String>,
+        /// Print the units available by TIME: ATP now plus the receipts that arrive by
+        /// then, less the units backordered against them.
+        #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "quantity")]
+        by: Option<TimeArgument>,
+        /// Print the earliest time N units are available, counting inbound supply.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        quantity: Option<u64>,
     },
     /// Plan where an order would ship from, with costs and promise dates, changing
     /// nothing.
@@ -205,6 +231,45 @@ pub(crate) enum ChannelCommand {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum SupplyCommand {
+    /// Add an expected receipt of units of a SKU at a location.
+    ///
+    /// The receipt id is the idempotency key: adding the same receipt again changes
+    /// nothing, and the same id with another SKU, location, quantity or arrival is
+    /// rejected with id_reused.
+    Add {
+        /// Receipt id, such as a purchase order or transfer number.
+        #[arg(long, value_name = "ID")]
+        id: String,
+        /// SKU code.
+        #[arg(long)]
+        sku: String,
+        /// Location code where the units arrive.
+        #[arg(long, value_name = "LOC")]
+        location: String,
+        /// Units expected.
+        #[arg(long, value_name = "N")]
+        quantity: u64,
+        /// Expected arrival, a TIME (see `promesa supply --help`).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        arrival: TimeArgument,
+    },
+    /// Move the expected arrival of a receipt.
+    Move {
+        /// Receipt id.
+        id: String,
+        /// New expected arrival, a TIME (see `promesa supply --help`).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        arrival: TimeArgument,
+    },
+    /// Cancel a receipt. Rejected while backorders need its units.
+    Cancel {
+        /// Receipt id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub(crate) enum PostalCommand {
     /// Insert or replace postal codes from a CSV file.
     ///
@@ -291,6 +356,11 @@ pub(crate) struct ReserveArguments {
     /// and hold what can be filled, and report the rest.
     #[arg(long)]
     pub(crate) partial: bool,
+    /// Hold every line in full or nothing, and backorder a line that ATP now cannot
+    /// fill against the location's inbound supply (see `promesa supply`). Only for
+    /// lines given as SKU@LOC=QTY, and not with --partial.
+    #[arg(long)]
+    pub(crate) backorder: bool,
     /// Channel code [default: the server's default channel].
     #[arg(long)]
     pub(crate) channel: Option<String>,
@@ -379,6 +449,15 @@ impl AdjustReason {
             AdjustReason::Return => 3,
         }
     }
+}
+
+/// A TIME argument: a time, or a duration after the server's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimeArgument {
+    /// Milliseconds since the Unix epoch.
+    At(u64),
+    /// Milliseconds after the server's time now.
+    AfterNow(u64),
 }
 
 /// A SKU at a location.
@@ -492,6 +571,41 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
     number.checked_mul(unit_ms).ok_or_else(|| format!("{text} is too long: the limit is {} ms", u64::MAX))
 }
 
+/// Parses a TIME: an RFC 3339 or ISO 8601 time with an offset (converted to UTC), an
+/// ISO 8601 date meaning 00:00 UTC, or `+` and a duration after the server's clock.
+fn parse_time(text: &str) -> Result<TimeArgument, String> {
+    use time::format_description::well_known::{Iso8601, Rfc3339};
+    use time::{Date, OffsetDateTime};
+
+    if let Some(duration) = text.strip_prefix('+') {
+        return parse_duration_ms(duration).map(TimeArgument::AfterNow).map_err(|_| {
+            format!(
+                "{text:?} is not a time after now; expected + and a whole number with a unit m, h or d, such as +30d"
+            )
+        });
+    }
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).or_else(|_| OffsetDateTime::parse(text, &Iso8601::PARSING));
+    // A date alone means 00:00 UTC. A date and time without an offset is rejected,
+    // because it may be meant as local time, so Date::parse (which would read its date
+    // part) gets only texts without a time.
+    let date_only = !text.contains(['T', 't']);
+    let parsed = parsed.or_else(|error| {
+        if date_only {
+            Date::parse(text, &Iso8601::PARSING).map(|date| date.midnight().assume_utc())
+        } else {
+            Err(error)
+        }
+    });
+    let Ok(time) = parsed else {
+        return Err(format!(
+            "{text:?} is not a time; expected an RFC 3339 time with Z or an offset, such as 2026-12-31T00:00:00Z, \
+             a date such as 2026-12-31, or +30d, +12h or +90m after now"
+        ));
+    };
+    let ms = time.unix_timestamp_nanos().div_euclid(1_000_000);
+    u64::try_from(ms).map(TimeArgument::At).map_err(|_| format!("{text:?} is before 1970-01-01T00:00:00Z"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +659,26 @@ mod tests {
         for invalid in ["teleport", "pickup:", "fastest:MX-01", ""] {
             assert!(parse_route_method(invalid).is_err(), "{invalid:?} was accepted");
         }
+    }
+
+    #[test]
+    fn times_parse_in_each_form() {
+        let day_ms = 86_400_000;
+        let new_year_2027_ms = 1_798_761_600_000;
+        assert_eq!(parse_time("2027-01-01T00:00:00Z"), Ok(TimeArgument::At(new_year_2027_ms)));
+        assert_eq!(parse_time("2027-01-01T00:00:00.250Z"), Ok(TimeArgument::At(new_year_2027_ms + 250)));
+        assert_eq!(parse_time("2027-01-01T02:00:00+02:00"), Ok(TimeArgument::At(new_year_2027_ms)));
+        assert_eq!(parse_time("2027-01-01T00:00Z"), Ok(TimeArgument::At(new_year_2027_ms)));
+        assert_eq!(parse_time("2027-01-01"), Ok(TimeArgument::At(new_year_2027_ms)));
+        assert_eq!(parse_time("2026-12-31"), Ok(TimeArgument::At(new_year_2027_ms - day_ms)));
+        assert_eq!(parse_time("1970-01-01"), Ok(TimeArgument::At(0)));
+        assert_eq!(parse_time("+30d"), Ok(TimeArgument::AfterNow(30 * day_ms)));
+        assert_eq!(parse_time("+12h"), Ok(TimeArgument::AfterNow(12 * 3_600_000)));
+        assert_eq!(parse_time("+90m"), Ok(TimeArgument::AfterNow(90 * 60_000)));
+        for invalid in ["", "tomorrow", "2026-13-01", "2026-02-30", "2026-12-31T00:00:00", "31/12/2026", "+", "+3w"] {
+            assert!(parse_time(invalid).is_err(), "{invalid:?} was accepted");
+        }
+        assert_eq!(parse_time("1969-12-31"), Err("\"1969-12-31\" is before 1970-01-01T00:00:00Z".to_owned()));
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use promesa_client::Client;
+use promesa_client::{Client, ReserveOutcome};
 use promesa_protocol::limits::{POSTAL_ROWS_PER_REQUEST_MAX, ROWS_PER_REQUEST_MAX};
 use promesa_protocol::{
-    Destination, ErrorCode, LocationWithRouting, PostalCodeRow, Request, ReserveLine, Response, RouteLine, RouteMethod,
-    RouteOrder, StockRow, Units,
+    Destination, ErrorCode, LocationWithRouting, POLICY_BACKORDER, POLICY_NAMES, PostalCodeRow, Request, ReserveLine,
+    Response, RouteLine, RouteMethod, RouteOrder, StockRow, Units,
 };
 
 use crate::args::{
@@ -24,6 +24,7 @@ use crate::output::{
     PostalImportReport, ReservationLine, ReservationReport, ReserveReport, ReservedLine, RoutedReserveReport,
     StatsReport, StockImportReport, StockReport, render,
 };
+use crate::supply::{availability_by, change_supply, earliest_available};
 
 /// A command with its input files read and its arguments checked.
 pub(crate) enum Prepared {
@@ -42,6 +43,7 @@ pub(crate) struct PlainReserve {
     lines: Vec<ReserveLine>,
     ttl_ms: u64,
     partial: bool,
+    backorder: bool,
     channel: Option<String>,
 }
 
@@ -82,6 +84,15 @@ pub(crate) fn prepare(command: Command) -> Result<Prepared, Failure> {
             )))
         }
         Command::Reserve(arguments) => prepare_reserve(arguments),
+        Command::Atp { locations, by, quantity, .. }
+            if (by.is_some() || quantity.is_some()) && locations.len() != 1 =>
+        {
+            let flag = if by.is_some() { "--by" } else { "--quantity" };
+            Err(Failure::usage(format!(
+                "{flag} reads one location; give exactly one --location LOC, not {}",
+                locations.len()
+            )))
+        }
         other => Ok(Prepared::Command(other)),
     }
 }
@@ -106,6 +117,18 @@ fn route_order(
 /// Decides between a plain reserve (every line SKU@LOC=QTY, no destination) and a
 /// routed one (every line SKU=QTY, with --to or --to-postal), and rejects a mix.
 fn prepare_reserve(arguments: ReserveArguments) -> Result<Prepared, Failure> {
+    if arguments.backorder && arguments.partial {
+        return Err(Failure::usage(
+            "--backorder and --partial are different policies: --backorder holds every line in full or \
+             backorders it, --partial holds what is available; give one of them",
+        ));
+    }
+    if arguments.backorder && arguments.route.destination().is_some() {
+        return Err(Failure::usage(
+            "--backorder applies to a plain reserve with lines as SKU@LOC=QTY; a routed order (--to or \
+             --to-postal) cannot be backordered",
+        ));
+    }
     let located: Vec<Option<ReserveLine>> = arguments.lines.iter().map(|line| line.located()).collect();
     let first_located = arguments.lines.iter().zip(&located).find(|(_, located)| located.is_some());
     let first_routed = arguments.lines.iter().zip(&located).find(|(_, located)| located.is_none());
@@ -152,6 +175,7 @@ fn prepare_reserve(arguments: ReserveArguments) -> Result<Prepared, Failure> {
         lines: located.into_iter().flatten().collect(),
         ttl_ms: arguments.ttl,
         partial: arguments.partial,
+        backorder: arguments.backorder,
         channel: arguments.channel,
     }))
 }
@@ -198,6 +222,7 @@ pub(crate) async fn execute(
             unreachable!("prepare reads import files and routing arguments")
         }
         Command::Stock(stock) => change_stock(client, addr, stock).await.map(|report| render(&report, json)),
+        Command::Supply(supply) => change_supply(client, addr, supply).await.map(|report| render(&report, json)),
         Command::Channel(ChannelCommand::Upsert { code, may_sell_safety_stock, locations }) => {
             let created = client
                 .upsert_channel(&code, may_sell_safety_stock, locations.clone())
@@ -205,9 +230,19 @@ pub(crate) async fn execute(
                 .map_err(|error| Failure::client(error, addr))?;
             Ok(render(&ChannelReport { channel: code, may_sell_safety_stock, locations, created }, json))
         }
-        Command::Atp { sku, locations, channel } => {
-            availability(client, addr, sku, locations, channel).await.map(|report| render(&report, json))
-        }
+        Command::Atp { sku, mut locations, channel, by, quantity } => match (by, quantity) {
+            (Some(by), _) => {
+                let position = (sku, locations.remove(0));
+                availability_by(client, addr, position, channel, by).await.map(|report| render(&report, json))
+            }
+            (None, Some(quantity)) => {
+                let position = (sku, locations.remove(0));
+                earliest_available(client, addr, position, channel, quantity).await.map(|report| render(&report, json))
+            }
+            (None, None) => {
+                availability(client, addr, sku, locations, channel).await.map(|report| render(&report, json))
+            }
+        },
         Command::Confirm(operation) => {
             let (op_id, units) = operation_parts(&operation);
             let request = Request::Confirm { reservation_id: operation.id.clone(), op_id: op_id.clone(), units };
@@ -497,17 +532,27 @@ async fn availability(
     })
 }
 
+/// Sends a plain reserve: `Reserve`, or `ReserveWithPolicy` for the backorder policy,
+/// which only that request carries.
 async fn reserve(client: &Client, addr: SocketAddr, arguments: PlainReserve) -> Result<ReserveReport, Failure> {
-    let request = Request::Reserve {
-        reservation_id: arguments.id.clone(),
-        channel: arguments.channel,
-        lines: arguments.lines.clone(),
-        partial: arguments.partial,
-        ttl_ms: arguments.ttl_ms,
-    };
-    let (replayed, deadline_ms, outcomes) = match call(client, addr, request).await? {
-        Response::Reserved { replayed, deadline_ms, lines } => (replayed, deadline_ms, lines),
-        other => return Err(Failure::unexpected("Reserved", &other)),
+    let ReserveOutcome { replayed, deadline_ms, lines: outcomes } = if arguments.backorder {
+        let channel = arguments.channel.as_deref();
+        client
+            .reserve_with_policy(&arguments.id, channel, arguments.lines.clone(), POLICY_BACKORDER, arguments.ttl_ms)
+            .await
+            .map_err(|error| Failure::client(error, addr))?
+    } else {
+        let request = Request::Reserve {
+            reservation_id: arguments.id.clone(),
+            channel: arguments.channel,
+            lines: arguments.lines.clone(),
+            partial: arguments.partial,
+            ttl_ms: arguments.ttl_ms,
+        };
+        match call(client, addr, request).await? {
+            Response::Reserved { replayed, deadline_ms, lines } => ReserveOutcome { replayed, deadline_ms, lines },
+            other => return Err(Failure::unexpected("Reserved", &other)),
+        }
     };
     let lines = arguments
         .lines
@@ -585,6 +630,7 @@ async fn get(client: &Client, addr: SocketAddr, id: String) -> Result<Reservatio
         reservation_id: view.id,
         channel: view.channel,
         partial: view.partial,
+        policy: policy_name(view.policy),
         state: state_name(view.state),
         deadline_ms: view.deadline_ms,
         created_ms: view.created_ms,
@@ -618,9 +664,15 @@ fn line_status_name(status: u32) -> String {
         4 => "inactive_location",
         5 => "insufficient_atp",
         6 => "not_attempted",
+        7 => "backordered",
         other => return format!("status_{other}"),
     };
     name.to_owned()
+}
+
+/// Returns the name of a reserve policy number (docs/protocol.md).
+fn policy_name(policy: u8) -> String {
+    POLICY_NAMES.get(usize::from(policy)).map_or_else(|| format!("policy_{policy}"), |name| (*name).to_owned())
 }
 
 /// Returns the name of a reservation state code (docs/protocol.md).

@@ -13,6 +13,7 @@ mod connection;
 mod csv_import;
 mod errors;
 mod output;
+mod supply;
 
 use std::process::ExitCode;
 

@@ -37,15 +37,15 @@ pub(crate) fn render(report: &impl Report, json: bool) -> String {
 
 /// Labels and values, written with the values aligned.
 #[derive(Default)]
-struct Facts(Vec<(&'static str, String)>);
+pub(crate) struct Facts(Vec<(&'static str, String)>);
 
 impl Facts {
-    fn add(&mut self, label: &'static str, value: impl Display) -> &mut Facts {
+    pub(crate) fn add(&mut self, label: &'static str, value: impl Display) -> &mut Facts {
         self.0.push((label, value.to_string()));
         self
     }
 
-    fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut String) {
         let width = self.0.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
         for (label, value) in &self.0 {
             out.push_str(&format!("{label:width$}  {value}\n"));
@@ -76,12 +76,12 @@ fn write_table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn yes_no(value: bool) -> &'static str {
+pub(crate) fn yes_no(value: bool) -> &'static str {
     if value { "yes" } else { "no" }
 }
 
 /// Formats milliseconds since the Unix epoch as an ISO 8601 UTC time.
-fn format_time_ms(ms: u64) -> String {
+pub(crate) fn format_time_ms(ms: u64) -> String {
     let seconds = ms / 1_000;
     let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
     let second_of_day = seconds % 86_400;
@@ -604,7 +604,10 @@ impl Report for OperatedReport {
 pub(crate) struct ReservationReport {
     pub(crate) reservation_id: String,
     pub(crate) channel: String,
+    /// Whether the policy is partial, kept beside `policy` for scripts that read it.
     pub(crate) partial: bool,
+    /// `all_or_nothing`, `partial` or `backorder`.
+    pub(crate) policy: String,
     pub(crate) state: String,
     pub(crate) deadline_ms: u64,
     pub(crate) created_ms: u64,
@@ -631,7 +634,7 @@ impl Report for ReservationReport {
         Facts::default()
             .add("reservation", &self.reservation_id)
             .add("channel", &self.channel)
-            .add("partial", yes_no(self.partial))
+            .add("policy", &self.policy)
             .add("state", &self.state)
             .add("deadline", format_time_ms(self.deadline_ms))
             .add("created", format_time_ms(self.created_ms))
