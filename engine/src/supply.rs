@@ -135,6 +135,9 @@ pub enum SupplyError {
         /// Units backordered against the position's inbound supply.
         backordered: u32,
     },
+    /// The SKU or position tables are full.
+    #[error(transparent)]
+    Stock(#[from] crate::error::StockError),
     /// The write-ahead log failed; nothing more is accepted until a restart.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -214,10 +217,10 @@ impl Engine {
         }
         self.durably(|| {
             let now_ms = self.clock.observe(now_ms);
-            let twin = self
-                .catalog
-                .ensure_position(&request.sku, location | INBOUND_LOCATION_BIT, &self.journal, now_ms)
-                .map_err(|_| SupplyError::UnknownSku { code: request.sku.clone() })?;
+            // A receipt may be the first news of a new SKU (a pre-order), so the SKU
+            // is created like a first stock count creates it.
+            let twin =
+                self.catalog.ensure_position(&request.sku, location | INBOUND_LOCATION_BIT, &self.journal, now_ms)?;
             let mut ledger = self.supply.ledger.lock();
             let mut guard = self.catalog.lock_position(twin, &self.counters.positions_in_shortage);
             if let Some(existing) = ledger.receipts.get(request.receipt_id.as_str()) {

@@ -731,7 +731,7 @@ fn location_error(index: usize, failure: &LocationError) -> Response {
     error(code, format!("locations[{index}]: {failure}"))
 }
 
-fn stock_error(failure: &StockError) -> Response {
+pub(crate) fn stock_error(failure: &StockError) -> Response {
     let code = match failure {
         StockError::UnknownLocation { .. } | StockError::UnknownPosition { .. } => ErrorCode::NotFound,
         StockError::BelowZero { .. } => ErrorCode::Conflict,

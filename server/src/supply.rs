@@ -59,6 +59,7 @@ pub(crate) fn earliest_available(result: Result<Option<u64>, SupplyError>, now_m
 pub(crate) fn supply_error(failure: &SupplyError) -> Response {
     let code = match failure {
         SupplyError::Code(failure) => return code_error(failure),
+        SupplyError::Stock(failure) => return crate::execute::stock_error(failure),
         SupplyError::UnknownLocation { .. }
         | SupplyError::UnknownSku { .. }
         | SupplyError::UnknownChannel { .. }
