@@ -60,16 +60,44 @@ pub struct LimitError {
     pub limit: usize,
 }
 
+/// Largest encoding buffer a thread keeps between frames; a larger one is freed.
+pub const ENCODE_BUFFER_KEEP_BYTES_MAX: usize = 8 << 20;
+
+thread_local! {
+    /// The buffer each thread serializes frames into, kept between frames: growing a
+    /// fresh buffer for every large frame costs a page fault per new page.
+    static ENCODE_BUFFER: std::cell::RefCell<Payload> = std::cell::RefCell::new(Payload::new());
+}
+
+/// Serializes a frame into this thread's buffer and returns it with its length
+/// prefix, in a vector of exactly that size.
+fn encode<T>(frame: &T) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<Payload, rkyv::ser::allocator::ArenaHandle<'a>, rancor::Error>,
+        >,
+{
+    ENCODE_BUFFER.with_borrow_mut(|buffer| {
+        let mut reused = std::mem::take(buffer);
+        reused.clear();
+        let payload = rkyv::api::high::to_bytes_in::<_, rancor::Error>(frame, reused)
+            .expect("serializing to memory cannot fail");
+        let bytes = prefixed(&payload);
+        if payload.capacity() <= ENCODE_BUFFER_KEEP_BYTES_MAX {
+            *buffer = payload;
+        }
+        bytes
+    })
+}
+
 /// Encodes a client frame with its length prefix.
 pub fn encode_client_frame(frame: &ClientFrame) -> Vec<u8> {
-    let payload = rkyv::to_bytes::<rancor::Error>(frame).expect("serializing to memory cannot fail");
-    prefixed(&payload)
+    encode(frame)
 }
 
 /// Encodes a server frame with its length prefix.
 pub fn encode_server_frame(frame: &ServerFrame) -> Vec<u8> {
-    let payload = rkyv::to_bytes::<rancor::Error>(frame).expect("serializing to memory cannot fail");
-    prefixed(&payload)
+    encode(frame)
 }
 
 fn prefixed(payload: &[u8]) -> Vec<u8> {
