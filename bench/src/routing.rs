@@ -135,6 +135,7 @@ fn order(draws: &mut Draws, id: String) -> RoutedReserveRequest {
             method: RouteMethod::ShipCheapest,
             max_shipments: 3,
             allow_partial: false,
+            allow_backorder: false,
         },
     }
 }

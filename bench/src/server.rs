@@ -172,6 +172,7 @@ fn routed_reserve(index: u64) -> Request {
             method: RouteMethod::ShipCheapest,
             max_shipments: 3,
             allow_partial: false,
+            allow_backorder: false,
         },
     }
 }

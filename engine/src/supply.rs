@@ -353,6 +353,23 @@ impl Engine {
         Ok(None)
     }
 
+    /// When `units` more units of an inbound twin's free supply will have arrived:
+    /// receipts count earliest first, and the backorders already made take the first
+    /// ones. `None` if the open receipts never bring that many.
+    pub(crate) fn inbound_ready_ms(&self, twin: u32, units: u64) -> Option<u64> {
+        let ledger = self.supply.ledger.lock();
+        let counters = self.catalog.position(twin).read();
+        let backordered = u64::from(counters.reserved) + u64::from(counters.allocated);
+        let mut arrived = 0u64;
+        for (arrival_ms, quantity) in ledger.schedule(twin) {
+            arrived += u64::from(quantity);
+            if arrived.saturating_sub(backordered) >= units {
+                return Some(arrival_ms);
+            }
+        }
+        None
+    }
+
     /// ATP now, units backordered, and the (arrival, units) of each receipt.
     fn supply_view(
         &self,

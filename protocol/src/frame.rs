@@ -80,8 +80,8 @@ where
     ENCODE_BUFFER.with_borrow_mut(|buffer| {
         let mut reused = std::mem::take(buffer);
         reused.clear();
-        let payload = rkyv::api::high::to_bytes_in::<_, rancor::Error>(frame, reused)
-            .expect("serializing to memory cannot fail");
+        let payload =
+            rkyv::api::high::to_bytes_in::<_, rancor::Error>(frame, reused).expect("serializing to memory cannot fail");
         let bytes = prefixed(&payload);
         if payload.capacity() <= ENCODE_BUFFER_KEEP_BYTES_MAX {
             *buffer = payload;

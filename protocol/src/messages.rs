@@ -224,6 +224,9 @@ pub struct RouteOrder {
     pub max_shipments: u32,
     /// Plan what can be filled and report the rest, instead of refusing the order.
     pub allow_partial: bool,
+    /// Units no eligible location has in stock may be promised against a location's
+    /// inbound supply; they are held as backordered (line status 7).
+    pub allow_backorder: bool,
 }
 
 /// One row of a stock import.
@@ -709,6 +712,9 @@ pub struct Shipment {
     /// When the shopper gets the units (delivery, or ready for pickup), milliseconds
     /// since the Unix epoch.
     pub promise_ms: u64,
+    /// The units are backordered against the location's inbound supply; the promise
+    /// counts from the receipt that brings them.
+    pub backorder: bool,
 }
 
 /// Units of an order line that the plan could not place.

@@ -209,6 +209,7 @@ fn route_order(destination: Destination, lines: usize) -> RouteOrder {
         method: RouteMethod::PickupAt { store: "MX-CDMX-01".into(), curbside: true },
         max_shipments: 2,
         allow_partial: true,
+        allow_backorder: false,
     }
 }
 
@@ -261,6 +262,7 @@ fn routing_messages_round_trip() {
             distance_km: 1.5,
             cost_cents: 500,
             promise_ms: 1_767_225_600_000,
+            backorder: true,
         }],
         unfilled: vec![UnfilledLine { line: 1, sku: "SKU-1".into(), requested: 2, unfilled: 2, reason: 4 }],
         explanations: vec!["MX-CDMX-01: nearest store that fills the order".into()],

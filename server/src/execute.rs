@@ -872,6 +872,7 @@ mod tests {
             method: RouteMethod::ShipCheapest,
             max_shipments: 1,
             allow_partial: false,
+            allow_backorder: false,
         };
         let quote = encode_requests(vec![Request::Quote { order: order.clone() }]);
         let (answer, quote_lsn) = executor.execute_frame(access_client_frame(&quote).unwrap(), Role::Read);

@@ -114,6 +114,7 @@ pub(crate) fn quote_request(order: &ArchivedRouteOrder) -> Result<QuoteRequest, 
         method,
         max_shipments: order.max_shipments.to_native(),
         allow_partial: order.allow_partial,
+        allow_backorder: order.allow_backorder,
     })
 }
 
@@ -157,6 +158,7 @@ pub(crate) fn wire_plan(plan: engine_routing::Plan) -> promesa_protocol::Plan {
                 distance_km: shipment.distance_km,
                 cost_cents: shipment.cost_cents,
                 promise_ms: shipment.promise_ms,
+                backorder: shipment.backorder,
             })
             .collect(),
         unfilled: plan

@@ -136,6 +136,7 @@ fn sku_order(destination: Destination, sku: &str, quantity: u64) -> RouteOrder {
         method: RouteMethod::ShipCheapest,
         max_shipments: 2,
         allow_partial: false,
+        allow_backorder: false,
     }
 }
 
@@ -878,6 +879,7 @@ fn fuzz_order(destination: Destination) -> RouteOrder {
         method: RouteMethod::ShipCheapest,
         max_shipments: 2,
         allow_partial: false,
+        allow_backorder: false,
     }
 }
 

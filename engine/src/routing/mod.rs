@@ -168,15 +168,19 @@ impl Engine {
             let mut lines: SmallVec<[ResolvedLine; 4]> = SmallVec::new();
             let mut order_lines = Vec::new();
             for shipment in &draft.shipments {
+                let location = match shipment.backorder {
+                    true => shipment.location | crate::supply::INBOUND_LOCATION_BIT,
+                    false => shipment.location,
+                };
                 for &(line, sku, _, units) in &shipment.lines {
-                    let position = self.catalog.find_position(sku, shipment.location).unwrap_or(NO_POSITION);
+                    let position = self.catalog.find_position(sku, location).unwrap_or(NO_POSITION);
                     lines.push(ResolvedLine {
                         status: None,
                         sku,
                         location: shipment.location,
                         position,
                         quantity: units,
-                        backordered: false,
+                        backordered: shipment.backorder,
                     });
                     order_lines.push(line);
                 }
@@ -375,6 +379,8 @@ impl Engine {
             pickup_store: context.pickup_store,
             max_shipments: order.max_shipments,
             allow_partial: order.allow_partial,
+            allow_backorder: order.allow_backorder,
+            inbound_ready: &|twin, units| self.inbound_ready_ms(twin, units),
             now_ms,
         };
         loop {
@@ -421,7 +427,9 @@ impl Engine {
         for shipment in &mut plan.shipments {
             for line in &mut shipment.lines {
                 let reservation_line = line.reservation_line.unwrap_or(0) as usize;
-                line.quantity = first.lines.get(reservation_line).map_or(0, |outcome| outcome.requested);
+                let outcome = first.lines.get(reservation_line);
+                line.quantity = outcome.map_or(0, |outcome| outcome.requested);
+                shipment.backorder |= outcome.is_some_and(|outcome| outcome.status == crate::LineStatus::Backordered);
             }
         }
         self.named_plan(order, plan)
@@ -451,6 +459,7 @@ fn routed_fingerprint(request: &RoutedReserveRequest) -> u64 {
         &order.method,
         order.max_shipments,
         order.allow_partial,
+        order.allow_backorder,
         request.ttl_ms,
     ))
 }
@@ -529,6 +538,7 @@ fn plan_of_record(catalog: &Catalog, routed: &RoutedRecord) -> Plan {
                 distance_km: shipment.distance_km,
                 cost_cents: shipment.cost_cents,
                 promise_ms: shipment.promise_ms,
+                backorder: false,
             }
         })
         .collect::<Vec<_>>();
@@ -624,6 +634,7 @@ mod tests {
                     method,
                     max_shipments: 1 + draws.below(2) as u32,
                     allow_partial: false,
+                    allow_backorder: false,
                 };
                 let now_ms = 1_000 + draws.below(2 * 86_400_000);
                 let pruned = engine.quote(&order, now_ms).unwrap();

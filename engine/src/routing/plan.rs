@@ -114,6 +114,11 @@ pub(crate) struct Order<'a> {
     pub pickup_store: Option<u32>,
     pub max_shipments: u32,
     pub allow_partial: bool,
+    /// Units no location has in stock may be backordered against inbound supply.
+    pub allow_backorder: bool,
+    /// For an inbound twin position and a number of units, when that many more units
+    /// of its free inbound supply have arrived, if they ever do.
+    pub inbound_ready: &'a dyn Fn(u32, u64) -> Option<u64>,
     pub now_ms: u64,
 }
 
@@ -126,6 +131,8 @@ pub(crate) struct PlanDraft {
 
 pub(crate) struct PlannedShipment {
     pub location: u32,
+    /// The lines are held on the location's inbound twin positions.
+    pub backorder: bool,
     pub capacity_day: u32,
     /// (order line, SKU id, position, units).
     pub lines: SmallVec<[(u32, u32, u32, u32); 4]>,
@@ -308,7 +315,7 @@ pub(crate) fn plan(
         }
         None => SmallVec::new(),
     };
-    Some(assemble(table, order, destination, &survey, &chosen, &need, goal))
+    Some(assemble(table, catalog, order, destination, &survey, &chosen, &need, goal))
 }
 
 /// Reads every position of the order's SKUs and evaluates their locations.
@@ -879,6 +886,7 @@ fn choose_split(
 #[allow(clippy::too_many_arguments)]
 fn assemble(
     table: &RoutingTable,
+    catalog: &Catalog,
     order: &Order<'_>,
     destination: ResolvedDestination,
     survey: &Survey,
@@ -904,7 +912,7 @@ fn assemble(
         give.push(units);
     }
     // A line of an unknown SKU is never filled.
-    let filled = left.iter().all(|&units| units == 0) && survey.line_sku.iter().all(Option::is_some);
+    let filled_known = |survey: &Survey| survey.line_sku.iter().all(Option::is_some);
 
     // Hand each line its units from the shipments in order.
     let mut shipments: Vec<Shipment> = Vec::new();
@@ -934,6 +942,7 @@ fn assemble(
             }
             drafts.push(PlannedShipment {
                 location: candidate.location,
+                backorder: false,
                 capacity_day: local_day(route, order.now_ms),
                 lines: draft_lines,
             });
@@ -944,9 +953,20 @@ fn assemble(
                 distance_km: candidate.distance_km,
                 cost_cents: candidate.cost_cents,
                 promise_ms: candidate.promise_ms,
+                backorder: false,
             });
         }
     }
+
+    // Units still without a location may go against inbound supply.
+    let regular_shipments = shipments.len();
+    if order.allow_backorder && goal != Goal::Nearest && line_left.iter().any(|&units| units > 0) {
+        let max_shipments = order.max_shipments as usize;
+        let point = UnitVector::from_degrees(destination.lat, destination.lon);
+        let (lines, shipments, drafts) = (&mut line_left, &mut shipments, &mut drafts);
+        add_backorders(table, catalog, order, &point, survey, lines, shipments, drafts, max_shipments);
+    }
+    let filled = line_left.iter().all(|&units| units == 0) && filled_known(survey);
 
     // Lines with units left over, and why.
     let enough_somewhere = |slot: usize| survey.total_avail[slot] >= survey.skus[slot].1;
@@ -982,10 +1002,115 @@ fn assemble(
         .lines
         .iter()
         .enumerate()
-        .map(|(line, _)| explain(table, survey, chosen, &shipments, line, goal))
+        .map(|(line, _)| explain(table, survey, chosen, &shipments, regular_shipments, line, goal))
         .collect();
     let cost_cents = shipments.iter().map(|shipment| shipment.cost_cents).sum();
     PlanDraft { plan: Plan { destination, shipments, unfilled, explanations, cost_cents }, shipments: drafts }
+}
+
+/// Backorders the units still without a location: per SKU, at the eligible location
+/// whose free inbound supply covers them and that promises soonest (then costs least,
+/// then is nearest). Backorders at one location form one shipment, promised once the
+/// supply that covers them has arrived and is handled and shipped. Stops at the
+/// order's shipment limit.
+#[allow(clippy::too_many_arguments)]
+fn add_backorders(
+    table: &RoutingTable,
+    catalog: &Catalog,
+    order: &Order<'_>,
+    point: &UnitVector,
+    survey: &Survey,
+    line_left: &mut SmallVec<[u32; 8]>,
+    shipments: &mut Vec<Shipment>,
+    drafts: &mut SmallVec<[PlannedShipment; 2]>,
+    max_shipments: usize,
+) {
+    for (slot, &(sku, _)) in survey.skus.iter().enumerate() {
+        let short: u64 = line_left
+            .iter()
+            .zip(&survey.line_sku)
+            .filter(|&(_, line_slot)| *line_slot == Some(slot))
+            .map(|(&units, _)| u64::from(units))
+            .sum();
+        if short == 0 {
+            continue;
+        }
+
+        // The best location with enough free inbound supply: (promise, cost, distance).
+        let mut best: Option<(u64, u64, f64, u32, u32, Method)> = None;
+        catalog.for_each_position(sku, |twin, position| {
+            let twin_location = position.location();
+            if twin_location & crate::supply::INBOUND_LOCATION_BIT == 0 {
+                return;
+            }
+            let location = twin_location & !crate::supply::INBOUND_LOCATION_BIT;
+            let Some(Some(route)) = table.locations.get(location as usize) else { return };
+            let free = position.read().atp(true).max(0) as u64;
+            if free < short {
+                return;
+            }
+            let Ok(terms) = evaluate(table, catalog, order, point, location) else { return };
+            let Some(arrival_ms) = (order.inbound_ready)(twin, short) else { return };
+            let start_ms = arrival_ms.max(order.now_ms);
+            let (ready_ms, _) = ready_ms(route, terms.method, start_ms);
+            let promise_ms = match terms.method {
+                Method::Ship | Method::DropShip => ready_ms + transit_days(route, terms.distance_km) * DAY_MS,
+                _ => ready_ms,
+            };
+            let key = (promise_ms, terms.cost_cents, terms.distance_km, location, twin, terms.method);
+            let better = best.is_none_or(|best| {
+                (key.0, key.1)
+                    .cmp(&(best.0, best.1))
+                    .then_with(|| tie_break(table, key.2, key.3, best.2, best.3))
+                    .is_lt()
+            });
+            if better {
+                best = Some(key);
+            }
+        });
+        let Some((promise_ms, cost_cents, distance_km, location, _, method)) = best else { continue };
+
+        // Join a backorder shipment at the same location, or start one.
+        let existing = drafts.iter().position(|draft| draft.backorder && draft.location == location);
+        let index = match existing {
+            Some(index) => index,
+            None if shipments.len() < max_shipments => {
+                let route = table.locations[location as usize].as_ref().expect("evaluated location");
+                drafts.push(PlannedShipment {
+                    location,
+                    backorder: true,
+                    capacity_day: local_day(route, order.now_ms),
+                    lines: SmallVec::new(),
+                });
+                shipments.push(Shipment {
+                    location: route.code.clone(),
+                    method,
+                    lines: Vec::new(),
+                    distance_km,
+                    cost_cents,
+                    promise_ms,
+                    backorder: true,
+                });
+                shipments.len() - 1
+            }
+            None => continue,
+        };
+        shipments[index].promise_ms = shipments[index].promise_ms.max(promise_ms);
+        for (line, line_slot) in survey.line_sku.iter().enumerate() {
+            if *line_slot != Some(slot) || line_left[line] == 0 {
+                continue;
+            }
+            let units = line_left[line];
+            line_left[line] = 0;
+            shipments[index].lines.push(ShipmentLine {
+                line: line as u32,
+                sku: String::new(),
+                quantity: units,
+                reservation_line: None,
+            });
+            drafts[index].lines.push((line as u32, sku, NO_POSITION, units));
+        }
+    }
 }
 
 /// Says why a line's first location won, and why the nearest location that was
@@ -995,6 +1120,7 @@ fn explain(
     survey: &Survey,
     chosen: &[usize],
     shipments: &[Shipment],
+    regular_shipments: usize,
     line: usize,
     goal: Goal,
 ) -> String {
@@ -1007,6 +1133,13 @@ fn explain(
     else {
         return "no eligible location can fill it".to_owned();
     };
+    if shipment_index >= regular_shipments {
+        let shipment = &shipments[shipment_index];
+        return format!(
+            "{}: backordered against inbound supply, {:.1} km; no eligible location has it in stock",
+            shipment.location, shipment.distance_km
+        );
+    }
     let winner = &survey.candidates[chosen[shipment_index]];
     let nearest_stocked = survey.nearest_stocked_km[slot] >= winner.distance_km;
     let why = match (chosen.len(), goal) {

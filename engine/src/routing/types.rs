@@ -225,6 +225,9 @@ pub struct QuoteRequest {
     pub max_shipments: u32,
     /// Plan what can be filled and report the rest, instead of refusing the order.
     pub allow_partial: bool,
+    /// Units no eligible location has in stock may be promised against a location's
+    /// inbound supply (a pre-order); they are held as backordered.
+    pub allow_backorder: bool,
 }
 
 /// A routed reserve: plan the order and hold the plan's units in one atomic step.
@@ -268,6 +271,9 @@ pub struct Shipment {
     /// When the shopper gets the units (delivery, or ready for pickup), milliseconds
     /// since the Unix epoch.
     pub promise_ms: u64,
+    /// The units are backordered against the location's inbound supply, and the
+    /// promise counts from the receipt that brings them.
+    pub backorder: bool,
 }
 
 /// Why some units of a line have no location.

@@ -12,7 +12,7 @@ use promesa_engine::wal::scan::ScanOptions;
 use promesa_engine::wal::storage::{FsStorage, Storage};
 use promesa_engine::wal::writer::LogConfig;
 use promesa_engine::{
-    Engine, EngineConfig, FulfilmentMethods, LocationKind, LocationSpec, ReleaseFrom, ReleaseRequest, Units,
+    Engine, EngineConfig, FulfilmentMethods, LineStatus, LocationKind, LocationSpec, ReleaseFrom, ReleaseRequest, Units,
 };
 use promesa_tests::{T0_MS, TTL_15_MIN_MS};
 
@@ -63,6 +63,7 @@ fn order(lines: &[(&str, u64)], method: RouteMethod, max_shipments: u32) -> Quot
         method,
         max_shipments,
         allow_partial: false,
+        allow_backorder: false,
     }
 }
 
@@ -532,4 +533,60 @@ fn mexican_postal_codes_from_the_data_folder_route_to_the_nearest_city() {
     let engine = Engine::new(EngineConfig::default());
     load_postal(&engine, &rows);
     check_mexican_routes(&engine);
+}
+
+#[test]
+fn units_no_location_stocks_are_backordered_against_inbound_supply() {
+    const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
+    let engine = engine_with(&[warehouse("NEAR", 5.0), warehouse("FAR", 50.0)], &[("BIKE", "NEAR", 2)]);
+    let receipt = promesa_engine::supply::SupplyRequest {
+        receipt_id: "PO-1".into(),
+        sku: "BIKE".into(),
+        location: "FAR".into(),
+        quantity: 10,
+        arrival_ms: T0_MS + 5 * DAY_MS,
+    };
+    engine.add_supply(&receipt, T0_MS).unwrap();
+
+    let mut six = order(&[("BIKE", 6)], RouteMethod::ShipCheapest, 2);
+    let refused = engine.quote(&six, T0_MS).unwrap();
+    assert!(refused.shipments.is_empty());
+    assert_eq!(refused.unfilled[0].reason, UnfilledReason::InsufficientAtp);
+
+    // Two units ship from stock now; four are promised from the receipt.
+    six.allow_backorder = true;
+    let request = routed("pre-order", six);
+    let outcome = engine.reserve_routed(&request, T0_MS).unwrap();
+    assert!(outcome.held, "{outcome:?}");
+    let shipments: Vec<(String, u32, bool)> = outcome
+        .plan
+        .shipments
+        .iter()
+        .map(|shipment| (shipment.location.clone(), shipment.lines[0].quantity, shipment.backorder))
+        .collect();
+    assert_eq!(shipments, vec![("NEAR".to_owned(), 2, false), ("FAR".to_owned(), 4, true)]);
+    assert!(outcome.plan.shipments[1].promise_ms >= T0_MS + 6 * DAY_MS, "arrival, then a day in transit");
+    assert!(outcome.plan.explanations[0].starts_with("NEAR: "), "{:?}", outcome.plan.explanations);
+    let view = engine.get("pre-order", T0_MS).unwrap();
+    let statuses: Vec<LineStatus> = view.lines.iter().map(|line| line.status).collect();
+    assert_eq!(statuses, vec![LineStatus::Held, LineStatus::Backordered]);
+    assert_eq!(engine.availability("BIKE", "NEAR", None, T0_MS).unwrap().atp, 0);
+    let by_arrival = engine.availability_by("BIKE", "FAR", None, T0_MS + 5 * DAY_MS, T0_MS).unwrap();
+    assert_eq!((by_arrival.backordered, by_arrival.available), (4, 6));
+
+    // A retry returns the first plan, backorder included.
+    let again = engine.reserve_routed(&request, T0_MS).unwrap();
+    assert!(again.replayed);
+    assert!(again.plan.shipments[1].backorder);
+
+    // With one shipment allowed, all six come from the receipt.
+    let mut one = order(&[("BIKE", 6)], RouteMethod::ShipCheapest, 1);
+    one.allow_backorder = true;
+    let plan = engine.quote(&one, T0_MS).unwrap();
+    let shipments: Vec<(String, u32, bool)> = plan
+        .shipments
+        .iter()
+        .map(|shipment| (shipment.location.clone(), shipment.lines[0].quantity, shipment.backorder))
+        .collect();
+    assert_eq!(shipments, vec![("FAR".to_owned(), 6, true)]);
 }

@@ -138,6 +138,7 @@ fn random_order(rng: &mut StdRng, model: &Model) -> QuoteRequest {
         method,
         max_shipments: rng.gen_range(1..=3),
         allow_partial: rng.gen_bool(0.3),
+        allow_backorder: false,
     }
 }
 
@@ -358,6 +359,7 @@ fn concurrent_routed_reserves_never_oversell_or_overfill_capacity() {
                         method: RouteMethod::ShipCheapest,
                         max_shipments: rng.gen_range(1..=3),
                         allow_partial: rng.gen_bool(0.3),
+                        allow_backorder: false,
                     };
                     let request = RoutedReserveRequest {
                         reservation_id: format!("t{thread}-{order_index}"),
@@ -438,6 +440,7 @@ fn routing_while_locations_are_added_sees_each_table_whole() {
                             method: RouteMethod::ShipFastest,
                             max_shipments: 1,
                             allow_partial: false,
+                            allow_backorder: false,
                         },
                     };
                     // Racing the other thread for one-unit locations may use up every

@@ -331,6 +331,10 @@ pub(crate) struct QuoteArguments {
     /// Plan what can be filled and report the rest, instead of refusing the order.
     #[arg(long)]
     pub(crate) partial: bool,
+    /// Plan units no eligible location has in stock against a location's inbound
+    /// supply (see `promesa supply`), promised from the receipt that brings them.
+    #[arg(long)]
+    pub(crate) backorder: bool,
     /// Channel code [default: the server's default channel].
     #[arg(long)]
     pub(crate) channel: Option<String>,
@@ -357,8 +361,9 @@ pub(crate) struct ReserveArguments {
     #[arg(long)]
     pub(crate) partial: bool,
     /// Hold every line in full or nothing, and backorder a line that ATP now cannot
-    /// fill against the location's inbound supply (see `promesa supply`). Only for
-    /// lines given as SKU@LOC=QTY, and not with --partial.
+    /// fill against the location's inbound supply (see `promesa supply`); not with
+    /// --partial. For a routed order: units no eligible location has in stock are
+    /// backordered where inbound supply covers them.
     #[arg(long)]
     pub(crate) backorder: bool,
     /// Channel code [default: the server's default channel].

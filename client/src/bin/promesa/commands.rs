@@ -75,13 +75,8 @@ pub(crate) fn prepare(command: Command) -> Result<Prepared, Failure> {
                 .route
                 .destination()
                 .ok_or_else(|| Failure::usage("quote needs a destination: pass --to LAT,LON or --to-postal CC:CODE"))?;
-            Ok(Prepared::Quote(route_order(
-                destination,
-                arguments.route,
-                arguments.lines,
-                arguments.partial,
-                arguments.channel,
-            )))
+            let policy = (arguments.partial, arguments.backorder);
+            Ok(Prepared::Quote(route_order(destination, arguments.route, arguments.lines, policy, arguments.channel)))
         }
         Command::Reserve(arguments) => prepare_reserve(arguments),
         Command::Atp { locations, by, quantity, .. }
@@ -97,11 +92,12 @@ pub(crate) fn prepare(command: Command) -> Result<Prepared, Failure> {
     }
 }
 
+/// Builds a routed order; `(partial, backorder)` are the order's fill policy.
 fn route_order(
     destination: Destination,
     route: RouteArguments,
     lines: Vec<RouteLine>,
-    partial: bool,
+    (partial, backorder): (bool, bool),
     channel: Option<String>,
 ) -> RouteOrder {
     RouteOrder {
@@ -111,22 +107,18 @@ fn route_order(
         method: route.method.unwrap_or(RouteMethod::ShipCheapest),
         max_shipments: route.max_shipments.unwrap_or(MAX_SHIPMENTS_DEFAULT),
         allow_partial: partial,
+        allow_backorder: backorder,
     }
 }
 
 /// Decides between a plain reserve (every line SKU@LOC=QTY, no destination) and a
 /// routed one (every line SKU=QTY, with --to or --to-postal), and rejects a mix.
 fn prepare_reserve(arguments: ReserveArguments) -> Result<Prepared, Failure> {
-    if arguments.backorder && arguments.partial {
+    let routed = arguments.route.destination().is_some();
+    if arguments.backorder && arguments.partial && !routed {
         return Err(Failure::usage(
             "--backorder and --partial are different policies: --backorder holds every line in full or \
              backorders it, --partial holds what is available; give one of them",
-        ));
-    }
-    if arguments.backorder && arguments.route.destination().is_some() {
-        return Err(Failure::usage(
-            "--backorder applies to a plain reserve with lines as SKU@LOC=QTY; a routed order (--to or \
-             --to-postal) cannot be backordered",
         ));
     }
     let located: Vec<Option<ReserveLine>> = arguments.lines.iter().map(|line| line.located()).collect();
@@ -149,7 +141,8 @@ fn prepare_reserve(arguments: ReserveArguments) -> Result<Prepared, Failure> {
         }
         let lines =
             arguments.lines.into_iter().map(|line| RouteLine { sku: line.item, quantity: line.quantity }).collect();
-        let order = route_order(destination, arguments.route, lines, arguments.partial, arguments.channel);
+        let policy = (arguments.partial, arguments.backorder);
+        let order = route_order(destination, arguments.route, lines, policy, arguments.channel);
         return Ok(Prepared::ReserveRouted { reservation_id: arguments.id, ttl_ms: arguments.ttl, order });
     }
 

@@ -256,6 +256,8 @@ struct ShipmentReport {
     promise_ms: u64,
     /// `promise_ms` as an ISO 8601 UTC time.
     promise: String,
+    /// The units are backordered against the location's inbound supply.
+    backorder: bool,
     lines: Vec<ShipmentLineReport>,
 }
 
@@ -318,6 +320,7 @@ impl PlanReport {
                     cost_cents: shipment.cost_cents,
                     promise_ms: shipment.promise_ms,
                     promise: format_time_ms(shipment.promise_ms),
+                    backorder: shipment.backorder,
                     lines: shipment
                         .lines
                         .into_iter()
@@ -366,7 +369,14 @@ impl Report for PlanReport {
             Facts::default()
                 .add("shipment", format!("{} of {}", index + 1, self.shipments.len()))
                 .add("location", &shipment.location)
-                .add("method", &shipment.method)
+                .add(
+                    "method",
+                    if shipment.backorder {
+                        format!("{} (backordered)", shipment.method)
+                    } else {
+                        shipment.method.clone()
+                    },
+                )
                 .add("distance", format!("{:.1} km", shipment.distance_km))
                 .add("cost_cents", shipment.cost_cents)
                 .add("promise", &shipment.promise)
@@ -709,6 +719,7 @@ mod tests {
                 distance_km: 12.345,
                 cost_cents: 512,
                 promise_ms: 1_767_225_600_000,
+                backorder: false,
             }],
             unfilled: vec![UnfilledLine { line: 1, sku: "SKU-2".into(), requested: 3, unfilled: 3, reason: 1 }],
             explanations: vec!["MX-01: nearest".into(), "unknown SKU".into()],
