@@ -1,0 +1,9 @@
+//! `promesa-loadgen`: drives a Promesa server over QUIC with a configurable mix of
+//! requests, closed-loop, and reports throughput and latency per operation; seeds a
+//! synthetic catalogue; runs the peer reservation workload that Redis and PostgreSQL
+//! run in the side-by-side comparison.
+
+pub mod draws;
+pub mod report;
+pub mod run;
+pub mod seed;

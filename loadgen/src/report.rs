@@ -1,0 +1,194 @@
+//! What a run measured: per operation, the count, refusals, errors by code and a
+//! latency histogram; rendered as a table and as JSON.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Longest latency a histogram records, in microseconds; longer ones count as this.
+pub const LATENCY_US_MAX: u64 = 60_000_000;
+
+/// The operations a mix draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// ATP of one SKU at one location.
+    Availability,
+    /// A reserve of one or more lines.
+    Reserve,
+    /// Confirm every held unit of a reservation this worker made.
+    Confirm,
+    /// Release every unit of a reservation this worker made.
+    Release,
+    /// Fulfil every unit of a reservation this worker made.
+    Fulfil,
+}
+
+impl Operation {
+    /// Every operation, in report order.
+    pub const ALL: [Operation; 5] =
+        [Operation::Availability, Operation::Reserve, Operation::Confirm, Operation::Release, Operation::Fulfil];
+
+    /// The name in `--mix` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Availability => "availability",
+            Operation::Reserve => "reserve",
+            Operation::Confirm => "confirm",
+            Operation::Release => "release",
+            Operation::Fulfil => "fulfil",
+        }
+    }
+
+    /// The operation with this name.
+    pub fn from_name(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|operation| operation.name() == name)
+    }
+}
+
+/// What one worker, or the whole run, measured for one operation.
+#[derive(Clone, Debug)]
+pub struct Tally {
+    /// Requests answered.
+    pub count: u64,
+    /// Reserves answered without any unit held (not enough ATP).
+    pub refused: u64,
+    /// Error responses by code name.
+    pub errors: BTreeMap<String, u64>,
+    /// Latency in microseconds: the round trip of the request's frame.
+    pub latency_us: Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            count: 0,
+            refused: 0,
+            errors: BTreeMap::new(),
+            latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid bounds"),
+        }
+    }
+}
+
+impl Tally {
+    /// Adds another tally into this one.
+    pub fn add(&mut self, other: &Tally) {
+        self.count += other.count;
+        self.refused += other.refused;
+        for (code, count) in &other.errors {
+            *self.errors.entry(code.clone()).or_default() += count;
+        }
+        self.latency_us.add(&other.latency_us).expect("histograms of the same bounds add");
+    }
+
+    fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The figures of this tally over `secs` seconds.
+    pub fn figures(&self, secs: f64) -> Figures {
+        let quantile = |q: f64| if self.latency_us.is_empty() { 0 } else { self.latency_us.value_at_quantile(q) };
+        Figures {
+            count: self.count,
+            ops_per_sec: self.count as f64 / secs.max(f64::MIN_POSITIVE),
+            refused: self.refused,
+            errors: self.errors_total(),
+            errors_by_code: self.errors.clone(),
+            latency_us: Percentiles {
+                p50: quantile(0.50),
+                p90: quantile(0.90),
+                p99: quantile(0.99),
+                p999: quantile(0.999),
+                max: self.latency_us.max(),
+            },
+        }
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Slowest.
+    pub max: u64,
+}
+
+/// The figures of one operation, or of all.
+#[derive(Clone, Debug, Serialize)]
+pub struct Figures {
+    /// Requests answered after the warm-up.
+    pub count: u64,
+    /// Requests answered per second.
+    pub ops_per_sec: f64,
+    /// Reserves that held nothing.
+    pub refused: u64,
+    /// Error responses.
+    pub errors: u64,
+    /// Error responses by code name.
+    pub errors_by_code: BTreeMap<String, u64>,
+    /// Latency percentiles.
+    pub latency_us: Percentiles,
+}
+
+/// The whole report, written with `--json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// What ran: the settings.
+    pub settings: serde_json::Value,
+    /// Seconds measured, after the warm-up.
+    pub secs: f64,
+    /// Every operation together.
+    pub total: Figures,
+    /// Per operation that ran.
+    pub operations: BTreeMap<String, Figures>,
+}
+
+impl Report {
+    /// Builds the report from the run's tallies.
+    pub fn new(settings: serde_json::Value, secs: f64, tallies: &BTreeMap<Operation, Tally>) -> Report {
+        let mut total = Tally::default();
+        let mut operations = BTreeMap::new();
+        for (operation, tally) in tallies {
+            total.add(tally);
+            operations.insert(operation.name().to_owned(), tally.figures(secs));
+        }
+        Report { settings, secs, total: total.figures(secs), operations }
+    }
+
+    /// The report as a table.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<13} {:>10} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}\n",
+            "operation", "count", "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "refused", "errors"
+        );
+        let rows = self.operations.iter().map(|(name, figures)| (name.as_str(), figures));
+        for (name, figures) in rows.chain(std::iter::once(("total", &self.total))) {
+            let latency = &figures.latency_us;
+            out.push_str(&format!(
+                "{:<13} {:>10} {:>12.0} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}\n",
+                name,
+                figures.count,
+                figures.ops_per_sec,
+                latency.p50,
+                latency.p90,
+                latency.p99,
+                latency.p999,
+                latency.max,
+                figures.refused,
+                figures.errors
+            ));
+            for (code, count) in &figures.errors_by_code {
+                out.push_str(&format!("{:<13}   {count} × {code}\n", ""));
+            }
+        }
+        out
+    }
+}
