@@ -1157,7 +1157,10 @@ impl LogReplay {
 fn check_log_order(context: Context, wal: &Path, archive: &Path) -> LogReplay {
     // The whole log: the live segments, and the archived ones that snapshots deleted,
     // which all come before the first live segment. Segments that recovery removed
-    // after cutting a torn tail are archived too; they start at or after it.
+    // after cutting a torn tail are archived too: such a segment's header never reached
+    // the disk, and once later snapshots delete the live segments after it, its name
+    // can come before the first live one, so segments without a whole header are left
+    // out.
     let whole = tempfile::tempdir().expect("create a folder for the whole log");
     let segments = |folder: &Path| -> Vec<(String, std::path::PathBuf)> {
         std::fs::read_dir(folder)
@@ -1169,8 +1172,13 @@ fn check_log_order(context: Context, wal: &Path, archive: &Path) -> LogReplay {
     };
     let live = segments(wal);
     let first_live = live.iter().map(|(name, _)| name.clone()).min();
-    let archived =
-        segments(archive).into_iter().filter(|(name, _)| first_live.as_ref().is_none_or(|first| name < first));
+    let whole_header = |path: &std::path::PathBuf| {
+        let bytes = std::fs::read(path).expect("read an archived segment");
+        promesa_engine::wal::format::SegmentHeader::decode(&bytes).is_ok()
+    };
+    let archived = segments(archive)
+        .into_iter()
+        .filter(|(name, path)| first_live.as_ref().is_none_or(|first| name < first) && whole_header(path));
     for (name, path) in archived.chain(live) {
         std::fs::copy(&path, whole.path().join(name)).expect("copy a log segment");
     }
