@@ -1,12 +1,12 @@
-//! What a run measured: per operation, the count, refusals, errors by code and a
-//! latency histogram; rendered as a table and as JSON.
+//! Measurements of a run: per operation, the count, refusals, errors by code and a
+//! latency histogram, rendered as a table and as JSON.
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Longest latency a histogram records, in microseconds; longer ones count as this.
+/// Maximum latency a histogram records, in microseconds. Longer ones count as this.
 pub const LATENCY_US_MAX: u64 = 60_000_000;
 
 /// The operations a mix draws from.
@@ -30,7 +30,7 @@ impl Operation {
     pub const ALL: [Operation; 5] =
         [Operation::Availability, Operation::Reserve, Operation::Confirm, Operation::Release, Operation::Fulfil];
 
-    /// The name in `--mix` and in reports.
+    /// Returns the name used in `--mix` and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Operation::Availability => "availability",
@@ -41,13 +41,13 @@ impl Operation {
         }
     }
 
-    /// The operation with this name.
+    /// Returns the operation with this name.
     pub fn from_name(name: &str) -> Option<Operation> {
         Operation::ALL.into_iter().find(|operation| operation.name() == name)
     }
 }
 
-/// What one worker, or the whole run, measured for one operation.
+/// Measurements of one operation by one worker, or by the whole run.
 #[derive(Clone, Debug)]
 pub struct Tally {
     /// Requests answered.
@@ -86,7 +86,7 @@ impl Tally {
         self.errors.values().sum()
     }
 
-    /// The figures of this tally over `secs` seconds.
+    /// Computes the figures of this tally over `secs` seconds.
     pub fn figures(&self, secs: f64) -> Figures {
         let quantile = |q: f64| if self.latency_us.is_empty() { 0 } else { self.latency_us.value_at_quantile(q) };
         Figures {
@@ -163,7 +163,7 @@ impl Report {
         Report { settings, secs, total: total.figures(secs), operations }
     }
 
-    /// The report as a table.
+    /// Renders the report as a table.
     pub fn table(&self) -> String {
         let mut out = format!(
             "{:<13} {:>10} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}\n",

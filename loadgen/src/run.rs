@@ -23,7 +23,7 @@ const LINE_PARTIALLY_HELD: u32 = 1;
 /// oldest are left as they are (they expire).
 pub const HELD_PER_WORKER_MAX: usize = 4_096;
 
-/// What a run does.
+/// Settings of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunPlan {
     /// Operations and their weights.
@@ -59,7 +59,7 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
-    /// The peer workload: reserve only, one line of 1 to 5 units at location `L-0`.
+    /// Returns true when the mix has reserves only, as the peer workload does.
     pub fn is_reserve_only(&self) -> bool {
         self.mix.iter().all(|&(operation, _)| operation == Operation::Reserve)
     }
@@ -153,7 +153,7 @@ pub async fn run(config: &ClientConfig, plan: &RunPlan) -> Result<Report, Client
     Ok(Report::new(settings, measured_secs, &tallies))
 }
 
-/// One frame slot of one connection: draws frames and sends them one after another.
+/// Runs one frame slot of one connection: draws frames and sends them one after another.
 async fn worker(
     client: Arc<Client>,
     shared: Arc<Shared>,

@@ -90,9 +90,8 @@ pub(crate) struct Candidate {
     pub promise_ms: u64,
     /// Units available per distinct SKU of the order.
     avail: SmallVec<[u32; 8]>,
-    /// What the goal ranks by, lower first: cost with the lateness penalty for the
-    /// cheapest, the promise for the fastest, 0 for the nearest; set once the
-    /// earliest promise is known.
+    /// Rank for the goal, lower first: the cost with the lateness penalty for the
+    /// cheapest, the promise then the cost for the fastest, 0 for the nearest.
     score: (u64, u64),
 }
 
@@ -238,7 +237,7 @@ fn evaluate(
     Ok(Terms { method, distance_km, cost_cents, promise_ms })
 }
 
-/// What a location would charge and promise for the order.
+/// The cost and promise a location gives the order.
 struct Terms {
     method: Method,
     distance_km: f64,
@@ -246,7 +245,7 @@ struct Terms {
     promise_ms: u64,
 }
 
-/// What the planner found out about the order before choosing.
+/// The planner's findings about an order before it chooses.
 struct Survey {
     /// Distinct SKU ids of the order and the units asked of each.
     skus: SmallVec<[(u32, u64); 8]>,
@@ -499,7 +498,7 @@ fn exhaustive() -> bool {
     false
 }
 
-/// What the survey by location found.
+/// Result of the survey by location.
 enum ByLocation {
     /// A location fills the order alone; the survey holds it and what explains it.
     Found(Box<Survey>),
