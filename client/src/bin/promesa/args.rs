@@ -15,7 +15,12 @@ use promesa_protocol::{Destination, LineQuantity, ReserveLine, RouteLine, RouteM
 /// generated its own certificate and admin token, `--server-data-dir DIR` reads both
 /// from its data folder.
 #[derive(Parser)]
-#[command(name = "promesa", version)]
+#[command(
+    name = "promesa",
+    version,
+    after_help = "Exit status: 0 on success, 2 for a usage error found before anything was sent, 1 for any other \
+                  failure (a rejected request, a bad CSV file, no connection)."
+)]
 pub(crate) struct Cli {
     /// Print the result as one JSON document instead of aligned text.
     #[arg(long, global = true)]
@@ -236,7 +241,8 @@ pub(crate) enum SupplyCommand {
     ///
     /// The receipt id is the idempotency key: adding the same receipt again changes
     /// nothing, and the same id with another SKU, location, quantity or arrival is
-    /// rejected with id_reused.
+    /// rejected with id_reused. A relative --arrival such as +30d counts from the
+    /// server's clock at each call, so a retry needs the absolute time.
     Add {
         /// Receipt id, such as a purchase order or transfer number.
         #[arg(long, value_name = "ID")]
@@ -307,7 +313,7 @@ pub(crate) struct RouteArguments {
     pub(crate) method: Option<RouteMethod>,
     /// Maximum number of shipments the order may split into, 1 to 8; 1 ships from one
     /// location. Pickup orders never split [default: 2].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=8))]
     pub(crate) max_shipments: Option<u32>,
 }
 
@@ -601,6 +607,19 @@ fn parse_time(text: &str) -> Result<TimeArgument, String> {
             Err(error)
         }
     });
+    // RFC 3339 offsets run to 23:59, but no time zone is beyond -12:00 or +14:00.
+    if let Ok(time) = &parsed
+        && !(-12 * 3_600..=14 * 3_600).contains(&time.offset().whole_seconds())
+    {
+        return Err(format!("{text:?} has a UTC offset of {}; offsets run from -12:00 to +14:00", time.offset()));
+    }
+    // A date and time that parses once a Z is added lacks only its offset.
+    if parsed.is_err() && OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339).is_ok() {
+        return Err(format!(
+            "{text:?} has no UTC offset; add Z or an offset such as -06:00 (a time without one may be meant as \
+             local time)"
+        ));
+    }
     let Ok(time) = parsed else {
         return Err(format!(
             "{text:?} is not a time; expected an RFC 3339 time with Z or an offset, such as 2026-12-31T00:00:00Z, \
@@ -684,6 +703,10 @@ mod tests {
             assert!(parse_time(invalid).is_err(), "{invalid:?} was accepted");
         }
         assert_eq!(parse_time("1969-12-31"), Err("\"1969-12-31\" is before 1970-01-01T00:00:00Z".to_owned()));
+        let far = parse_time("2026-12-31T00:00:00+25:00").unwrap_err();
+        assert!(far.contains("offsets run from -12:00 to +14:00"), "{far}");
+        let local = parse_time("2026-12-31T00:00:00").unwrap_err();
+        assert!(local.contains("has no UTC offset"), "{local}");
     }
 
     #[test]

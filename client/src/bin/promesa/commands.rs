@@ -322,25 +322,23 @@ async fn import_locations(
 }
 
 /// Names the CSV line of a rejected location, which the server names by its index
-/// in the batch (`locations[INDEX]: ...`).
+/// in the batch (`locations[INDEX]: ...`). The server checks a whole batch before it
+/// applies any of it, so only earlier batches were applied.
 fn location_failure_message(path: &Path, lines: &[u64], message: &str) -> String {
     let row = message
         .strip_prefix("locations[")
         .and_then(|rest| rest.split_once("]: "))
         .and_then(|(index, reason)| Some((lines.get(index.parse::<usize>().ok()?)?, reason)));
-    match row {
-        // The server upserts a batch's rows one by one and stops at the bad one.
-        Some((line, reason)) => {
-            format!("{} line {line}: {reason}; the rows before line {line} were applied", path.display())
-        }
-        None => format!(
-            "{} lines {} to {}: {message}; the rows before line {} were applied",
-            path.display(),
-            lines[0],
-            lines[lines.len() - 1],
-            lines[0]
-        ),
-    }
+    let (first_line, reason) = match row {
+        Some((line, reason)) => (format!("line {line}"), reason),
+        None => (format!("lines {} to {}", lines[0], lines[lines.len() - 1]), message),
+    };
+    let applied = if lines[0] <= 2 {
+        "nothing was applied".to_owned()
+    } else {
+        format!("the rows before line {} were applied", lines[0])
+    };
+    format!("{} {first_line}: {reason}; {applied}", path.display())
 }
 
 /// Sends the postal codes in batches of at most `POSTAL_ROWS_PER_REQUEST_MAX` rows.

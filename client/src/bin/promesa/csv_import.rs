@@ -296,6 +296,16 @@ const LOCATION_OPTIONAL_COLUMNS: &[&str] = &[
     "speed_km_per_day",
 ];
 
+/// Parses a coordinate within -`limit`..=`limit` degrees, so that a bad one is
+/// reported with the other bad rows before anything is sent.
+fn parse_degrees(field: &str, value: &str, limit: f64) -> Result<f64, String> {
+    let degrees: f64 = parse_number(field, value, "a number of degrees")?;
+    if !(-limit..=limit).contains(&degrees) {
+        return Err(format!("{field} {value} is not within -{limit}..={limit} degrees"));
+    }
+    Ok(degrees)
+}
+
 pub(crate) fn read_locations(path: &Path) -> Result<Rows<LocationWithRouting>, Failure> {
     let file = CsvFile::open(path, &["code", "kind", "lat", "lon"], LOCATION_OPTIONAL_COLUMNS)?;
     let mut read = Rows { lines: Vec::new(), rows: Vec::new() };
@@ -304,8 +314,8 @@ pub(crate) fn read_locations(path: &Path) -> Result<Rows<LocationWithRouting>, F
         let row = LocationRow {
             code: record.required("code")?.to_owned(),
             kind: parse_kind(record.required("kind")?)?,
-            lat: parse_number("lat", record.required("lat")?, "a number of degrees")?,
-            lon: parse_number("lon", record.required("lon")?, "a number of degrees")?,
+            lat: parse_degrees("lat", record.required("lat")?, 90.0)?,
+            lon: parse_degrees("lon", record.required("lon")?, 180.0)?,
             methods: record.optional("methods").map_or(Ok(1), parse_methods)?,
             daily_capacity: record
                 .optional("daily_capacity")
@@ -431,6 +441,15 @@ mod tests {
         );
         assert_eq!(batches(&[2, 3, 4, 5, 6], 2), vec![0..2, 2..4, 4..5]);
         assert!(batches(&[], ROWS_PER_REQUEST_MAX).is_empty());
+    }
+
+    #[test]
+    fn coordinates_are_checked_before_sending() {
+        assert_eq!(parse_degrees("lat", "19.43", 90.0), Ok(19.43));
+        assert_eq!(parse_degrees("lon", "-180", 180.0), Ok(-180.0));
+        assert_eq!(parse_degrees("lat", "91.5", 90.0), Err("lat 91.5 is not within -90..=90 degrees".to_owned()));
+        assert!(parse_degrees("lat", "NaN", 90.0).is_err());
+        assert!(parse_degrees("lon", "north", 180.0).is_err());
     }
 
     #[test]
