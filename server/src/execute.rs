@@ -819,16 +819,21 @@ mod tests {
         Executor::new(Arc::new(engine))
     }
 
-    #[test]
-    fn frame_waits_only_for_changes() {
-        let executor = executor();
+    /// Upserts location L0 with 5 units of SKU S; returns the LSN the frame waits for.
+    fn stock_one_position(executor: &Executor) -> u64 {
         let location =
             LocationRow { code: "L0".into(), kind: 0, lat: 0.0, lon: 0.0, methods: 1, daily_capacity: 0, active: true };
         let setup = encode_requests(vec![
             Request::UpsertLocations { locations: vec![location] },
             Request::SetOnHand { sku: "S".into(), location: "L0".into(), on_hand: 5 },
         ]);
-        let (_, setup_lsn) = executor.execute_frame(access_client_frame(&setup).unwrap(), Role::Admin);
+        executor.execute_frame(access_client_frame(&setup).unwrap(), Role::Admin).1
+    }
+
+    #[test]
+    fn frame_waits_only_for_changes() {
+        let executor = executor();
+        let setup_lsn = stock_one_position(&executor);
         assert!(setup_lsn > 0, "a frame of changes waits for the log");
 
         let reads = encode_requests(vec![
@@ -857,13 +862,7 @@ mod tests {
     #[test]
     fn quotes_answer_at_once_and_routed_reserves_wait() {
         let executor = executor();
-        let location =
-            LocationRow { code: "L0".into(), kind: 0, lat: 0.0, lon: 0.0, methods: 1, daily_capacity: 0, active: true };
-        let setup = encode_requests(vec![
-            Request::UpsertLocations { locations: vec![location] },
-            Request::SetOnHand { sku: "S".into(), location: "L0".into(), on_hand: 5 },
-        ]);
-        let (_, setup_lsn) = executor.execute_frame(access_client_frame(&setup).unwrap(), Role::Admin);
+        let setup_lsn = stock_one_position(&executor);
 
         let order = RouteOrder {
             channel: None,
