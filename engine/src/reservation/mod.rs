@@ -115,6 +115,9 @@ pub(crate) struct Hold<'a> {
     pub unresolved: Vec<(u32, compact_str::CompactString, compact_str::CompactString)>,
     /// The plan of a routed reserve, whose capacity the hold claims.
     pub routed: Option<RoutedRecord>,
+    /// The routing table the plan was made with, for the locations' daily capacity;
+    /// read before any lock is taken, since building it takes the catalog's lock.
+    pub routing_table: Option<std::sync::Arc<crate::routing::table::RoutingTable>>,
 }
 
 /// What a hold did.
@@ -203,6 +206,7 @@ impl Engine {
             lines: &resolved,
             unresolved,
             routed: None,
+            routing_table: None,
         };
         match self.hold(hold, now_ms)? {
             HoldOutcome::New(outcome) | HoldOutcome::Existing(outcome, _) => Ok(outcome),
@@ -259,7 +263,8 @@ impl Engine {
                 return Ok(HoldOutcome::New(outcome));
             }
             if let Some(routed) = &hold.routed
-                && !self.claim_capacity(routed)
+                && let Some(table) = &hold.routing_table
+                && !self.claim_capacity(table, routed)
             {
                 return Ok(HoldOutcome::CapacityTaken);
             }

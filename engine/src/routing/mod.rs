@@ -197,6 +197,7 @@ impl Engine {
                 lines: &lines,
                 unresolved: Vec::new(),
                 routed: Some(routed),
+                routing_table: Some(self.catalog.routing_table()),
             };
 
             // A plan that places nothing still checks the id: a retry of a routed
@@ -249,8 +250,7 @@ impl Engine {
 
     /// Claims one order of capacity at each location of a routed plan, for the day
     /// the plan names. Claims nothing and returns false if one is full.
-    pub(crate) fn claim_capacity(&self, routed: &RoutedRecord) -> bool {
-        let table = self.catalog.routing_table();
+    pub(crate) fn claim_capacity(&self, table: &table::RoutingTable, routed: &RoutedRecord) -> bool {
         for (index, shipment) in routed.shipments.iter().enumerate() {
             let capacity = table.locations[shipment.location as usize].as_ref().map_or(0, |route| route.daily_capacity);
             let record = self.catalog.location(shipment.location).expect("planned locations exist");
