@@ -58,7 +58,7 @@ enum Command {
         on_hand: u64,
     },
     /// Drives a mix of requests, closed-loop, and reports throughput and latency.
-    Run(RunArguments),
+    Run(Box<RunArguments>),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,6 +129,18 @@ struct RunArguments {
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Open loop at this many requests per second in total (latency from each frame's
+    /// intended send time); without it the run is closed-loop.
+    #[arg(long, value_name = "OPS_PER_SEC")]
+    rate: Option<f64>,
+    /// Write the latency distribution of every request, in HdrHistogram's percentile
+    /// text format, to this file.
+    #[arg(long, value_name = "FILE")]
+    hgrm: Option<PathBuf>,
+    /// Write one JSON line per acknowledged change (reservation id, operation, outcome)
+    /// to this file, for checking a recovered server against it.
+    #[arg(long, value_name = "FILE")]
+    ack_log: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -157,6 +169,11 @@ fn execute(cli: Cli) -> Result<(), String> {
             let plan = run_plan(&arguments)?;
             let report = runtime.block_on(run(&config, &plan)).map_err(|error| error.to_string())?;
             print!("{}", report.table());
+            if let Some(path) = &arguments.hgrm {
+                std::fs::write(path, report.hgrm())
+                    .map_err(|error| format!("failed to write {}: {error}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
             if let Some(path) = arguments.json {
                 let text = serde_json::to_string_pretty(&report).expect("the report serializes");
                 std::fs::write(&path, text + "\n")
@@ -184,6 +201,19 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
     positive("batch", arguments.batch as u64)?;
     positive("in-flight", arguments.in_flight as u64)?;
     let peer = matches!(arguments.workload, Workload::Peer);
+    if let Some(rate) = arguments.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(format!("--rate {rate} is not a positive number of requests per second"));
+    }
+    let ack_log = match &arguments.ack_log {
+        None => None,
+        Some(path) => {
+            let file =
+                std::fs::File::create(path).map_err(|error| format!("failed to create {}: {error}", path.display()))?;
+            Some(std::sync::Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(file))))
+        }
+    };
     Ok(RunPlan {
         mix,
         skus: arguments.skus,
@@ -203,6 +233,8 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
         warmup: Duration::from_secs_f64(arguments.warmup_secs),
         seed: arguments.seed,
         progress: true,
+        rate: arguments.rate,
+        ack_log,
     })
 }
 

@@ -149,6 +149,9 @@ pub struct Report {
     pub total: Figures,
     /// Per operation that ran.
     pub operations: BTreeMap<String, Figures>,
+    /// Every request's latency together, for `--hgrm`.
+    #[serde(skip)]
+    pub total_latency_us: Histogram<u64>,
 }
 
 impl Report {
@@ -160,7 +163,35 @@ impl Report {
             total.add(tally);
             operations.insert(operation.name().to_owned(), tally.figures(secs));
         }
-        Report { settings, secs, total: total.figures(secs), operations }
+        Report { settings, secs, total: total.figures(secs), operations, total_latency_us: total.latency_us }
+    }
+
+    /// Renders the latency distribution of every request in HdrHistogram's
+    /// percentile text format (microseconds).
+    pub fn hgrm(&self) -> String {
+        let histogram = &self.total_latency_us;
+        let mut out =
+            format!("{:>12} {:>14} {:>10} {:>14}\n\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+        let mut total_count = 0u64;
+        for step in histogram.iter_quantiles(5) {
+            total_count += step.count_since_last_iteration();
+            let quantile = step.quantile_iterated_to();
+            let inverse = if quantile < 1.0 { format!("{:>14.2}", 1.0 / (1.0 - quantile)) } else { String::new() };
+            out.push_str(&format!(
+                "{:>12.3} {:>14.12} {:>10} {inverse}\n",
+                step.value_iterated_to() as f64,
+                quantile,
+                total_count
+            ));
+        }
+        out.push_str(&format!(
+            "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]\n",
+            histogram.mean(),
+            histogram.stdev(),
+            histogram.max() as f64,
+            histogram.len()
+        ));
+        out
     }
 
     /// Renders the report as a table.

@@ -56,6 +56,15 @@ pub struct RunPlan {
     pub seed: u64,
     /// Print a progress line every second.
     pub progress: bool,
+    /// Open loop: requests per second offered in total, spread over the frame slots.
+    /// Each frame has an intended send time on its slot's schedule, and its latency is
+    /// measured from that time, so a server that falls behind is charged for the wait
+    /// (no coordinated omission). `None` runs closed-loop.
+    pub rate: Option<f64>,
+    /// Append one JSON line per acknowledged change (reserve, confirm, release, fulfil)
+    /// to this file: request id, reservation id, operation and outcome.
+    #[serde(skip)]
+    pub ack_log: Option<std::sync::Arc<std::sync::Mutex<std::io::BufWriter<std::fs::File>>>>,
 }
 
 impl RunPlan {
@@ -167,6 +176,13 @@ async fn worker(
     let weights: u64 = plan.mix.iter().map(|&(_, weight)| u64::from(weight)).sum();
     let mut next_id = 0u64;
 
+    // Open loop: this slot's frames are due one interval apart from the start.
+    let slots = (plan.connections * plan.in_flight) as f64;
+    let interval =
+        plan.rate.map(|rate| Duration::from_secs_f64(plan.batch as f64 * slots / rate.max(f64::MIN_POSITIVE)));
+    let schedule_start = Instant::now();
+    let mut frames_sent = 0u32;
+
     while !shared.stop.load(Ordering::Acquire) {
         // Claim this frame's requests from the request budget.
         let size = match plan.requests {
@@ -235,9 +251,21 @@ async fn worker(
                 _ => None,
             })
             .collect();
-        let sent = Instant::now();
+        let sent = match interval {
+            Some(interval) => {
+                let due = schedule_start + interval * frames_sent;
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => Instant::now(),
+        };
+        frames_sent += 1;
+        let acknowledged: Vec<Request> = if plan.ack_log.is_some() { requests.clone() } else { Vec::new() };
         let responses = client.call(requests).await?;
         let latency_us = (sent.elapsed().as_micros() as u64).max(1);
+        if let Some(log) = &plan.ack_log {
+            write_acks(log, &acknowledged, &responses);
+        }
 
         let measuring = shared.measuring.load(Ordering::Acquire);
         let mut frame = Tally::default();
@@ -274,6 +302,35 @@ async fn worker(
         }
     }
     Ok(tallies)
+}
+
+/// Appends one JSON line per change the server acknowledged in a frame.
+fn write_acks(log: &Mutex<std::io::BufWriter<std::fs::File>>, requests: &[Request], responses: &[Response]) {
+    use std::io::Write as _;
+
+    let mut log = log.lock().expect("no worker panics holding it");
+    for (request, response) in requests.iter().zip(responses) {
+        let (operation, reservation_id) = match request {
+            Request::Reserve { reservation_id, .. } => ("reserve", reservation_id),
+            Request::Confirm { reservation_id, .. } => ("confirm", reservation_id),
+            Request::Release { reservation_id, .. } => ("release", reservation_id),
+            Request::Fulfil { reservation_id, .. } => ("fulfil", reservation_id),
+            _ => continue,
+        };
+        let outcome = match response {
+            Response::Reserved { lines, .. } => {
+                let held: u64 = lines.iter().map(|line| line.held).sum();
+                let statuses: Vec<u32> = lines.iter().map(|line| line.status).collect();
+                serde_json::json!({ "held": held, "statuses": statuses })
+            }
+            Response::Operated { moved, state, .. } => serde_json::json!({ "moved": moved, "state": state }),
+            Response::Error { code, message } => serde_json::json!({ "error": code, "message": message }),
+            _ => serde_json::json!({ "response": "unexpected" }),
+        };
+        let line = serde_json::json!({ "reservation_id": reservation_id, "operation": operation, "outcome": outcome });
+        // A full disk ends the log's lines; the run goes on and its report stays right.
+        let _ = writeln!(log, "{line}");
+    }
 }
 
 /// Draws an operation by weight.

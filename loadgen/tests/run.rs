@@ -47,6 +47,8 @@ fn plan(mix: Vec<(Operation, u32)>, requests: u64) -> RunPlan {
         warmup: Duration::ZERO,
         seed: 7,
         progress: false,
+        rate: None,
+        ack_log: None,
     }
 }
 
@@ -91,6 +93,25 @@ fn mixes_and_the_peer_workload_run_against_a_real_server() {
             assert!(json["total"]["latency_us"][key].as_u64().is_some(), "latency_us.{key}");
         }
         assert_eq!(json["settings"]["distribution"], "zipf");
+
+        // Open loop with an acknowledgement log: one line per change acknowledged.
+        let log_path = data.path().join("acks.jsonl");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut open = plan(vec![(Operation::Reserve, 60), (Operation::Release, 40)], 400);
+        open.rate = Some(4_000.0);
+        open.ack_log = Some(std::sync::Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(log))));
+        let report = run(&config, &open).await.unwrap();
+        assert_eq!((report.total.count, report.total.errors), (400, 0), "{}", report.table());
+        drop(open);
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        let acks: Vec<serde_json::Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        assert_eq!(acks.len(), 400);
+        let releases = acks.iter().filter(|ack| ack["operation"] == "release").count() as u64;
+        assert_eq!(releases, report.operations["release"].count);
+        assert!(acks.iter().all(|ack| ack["reservation_id"].is_string() && ack["outcome"].is_object()));
+        let hgrm = report.hgrm();
+        assert!(hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"), "{hgrm}");
+        assert!(hgrm.contains("Total count    =          400"), "{hgrm}");
 
         // The peer workload: reserve only, one line at L-0, nothing refused with deep stock.
         let mut peer = plan(vec![(Operation::Reserve, 1)], 1_000);
