@@ -268,7 +268,7 @@ async fn worker(
         }
 
         let measuring = shared.measuring.load(Ordering::Acquire);
-        let mut frame = Tally::default();
+        let mut answered = 0u64;
         for ((operation, response), id) in operations.iter().zip(&responses).zip(reserve_ids) {
             if let (Response::Reserved { lines, .. }, Some(id)) = (response, id) {
                 let any = lines.iter().any(|line| line.status == LINE_HELD || line.status == LINE_PARTIALLY_HELD);
@@ -288,8 +288,7 @@ async fn worker(
             let tally = tallies.entry(*operation).or_default();
             tally.count += 1;
             tally.latency_us.saturating_record(latency_us);
-            frame.count += 1;
-            frame.latency_us.saturating_record(latency_us);
+            answered += 1;
             if let Response::Error { code, .. } = response {
                 let name = ErrorCode::from_number(*code)
                     .map_or_else(|| format!("error {code}"), |code| code.name().to_owned());
@@ -298,7 +297,10 @@ async fn worker(
             }
         }
         if measuring {
-            shared.progress.lock().expect("no worker panics holding it").add(&frame);
+            // Every request of the frame has the frame's latency: one record of that many.
+            let mut progress = shared.progress.lock().expect("no worker panics holding it");
+            progress.count += answered;
+            progress.latency_us.saturating_record_n(latency_us, answered);
         }
     }
     Ok(tallies)
