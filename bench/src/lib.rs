@@ -21,6 +21,7 @@ pub mod capacity;
 pub mod catalogue;
 pub mod durable;
 pub mod measure;
+pub mod plan;
 pub mod routing;
 pub mod server;
 pub mod system;

@@ -79,6 +79,37 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Plans capacity from a capacity report: what one node sustains for an order
+    /// volume, the headroom at peak, memory and disk, and when a second node is needed.
+    Plan {
+        /// Orders per day.
+        #[arg(long)]
+        orders_per_day: f64,
+        /// Peak order rate over the day's average rate.
+        #[arg(long, default_value_t = 5.0)]
+        peak_factor: f64,
+        /// SKUs.
+        #[arg(long)]
+        skus: u64,
+        /// Locations.
+        #[arg(long)]
+        locations: u64,
+        /// Positions, if not every SKU is at every location.
+        #[arg(long)]
+        positions: Option<u64>,
+        /// Logged changes per order (reserve, confirm, fulfil).
+        #[arg(long, default_value_t = 3.0)]
+        changes_per_order: f64,
+        /// Hours ended reservations are kept for retries.
+        #[arg(long, default_value_t = 24.0)]
+        retention_hours: f64,
+        /// The capacity report (`capacity --json FILE`) to plan from.
+        #[arg(long = "from", value_name = "FILE", default_value = "capacity.json")]
+        report: PathBuf,
+        /// Also writes the plan as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Runs one workload for a while and prints its rate: a target for profilers.
     Run {
         /// The workload.
@@ -183,6 +214,64 @@ fn main() -> ExitCode {
             let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
             let figures = promesa_bench::routing::measure_routing(orders, Duration::from_secs_f64(secs), runs, now_ms);
             println!("{}", serde_json::to_string_pretty(&figures).expect("the figures serialize"));
+            ExitCode::SUCCESS
+        }
+        Command::Plan {
+            orders_per_day,
+            peak_factor,
+            skus,
+            locations,
+            positions,
+            changes_per_order,
+            retention_hours,
+            report,
+            json,
+        } => {
+            let text = match std::fs::read_to_string(&report) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!(
+                        "error: failed to read the capacity report {}: {error}; write one with \
+                         `promesa-bench capacity --json {}`",
+                        report.display(),
+                        report.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let report_value: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(value) => value,
+                Err(error) => {
+                    eprintln!("error: {} is not a capacity report: {error}", report.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let input = promesa_bench::plan::PlanInput {
+                orders_per_day,
+                peak_factor,
+                skus,
+                locations,
+                positions: positions.unwrap_or(skus * locations),
+                changes_per_order,
+                retention_hours,
+                ended_reservations_max: promesa_engine::limits::ENDED_RESERVATIONS_MAX_DEFAULT as f64,
+                machine_memory_bytes: promesa_bench::system::memory_bytes().map(|bytes| bytes as f64),
+            };
+            let plan = match promesa_bench::plan::plan(input, &report_value) {
+                Ok(plan) => plan,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            print!("{}", promesa_bench::plan::render(&plan));
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&plan).expect("the plan serializes");
+                if let Err(error) = std::fs::write(&path, text + "\n") {
+                    eprintln!("error: failed to write {}: {error}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             ExitCode::SUCCESS
         }
         Command::Run { workload, threads, positions, lines, batch_skus, secs, prefill, log, acknowledge_batch } => {

@@ -33,6 +33,14 @@ pub fn resident_bytes() -> Option<u64> {
     Some(resident_pages * page_size()?)
 }
 
+/// Returns the machine's memory in bytes (`MemTotal` of `/proc/meminfo`), if readable.
+pub fn memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Returns the page size in bytes, from the `AT_PAGESZ` entry of `/proc/self/auxv`.
 pub fn page_size() -> Option<u64> {
     const AT_PAGESZ: u64 = 6;
