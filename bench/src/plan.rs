@@ -129,7 +129,7 @@ pub fn plan(input: PlanInput, report: &Value) -> Result<CapacityPlan, String> {
     }
     if reasons.is_empty() {
         reasons.push(format!(
-            "one node: the peak uses {:.1}% of its measured capacity",
+            "one node: the peak uses {:.2}% of its measured capacity",
             100.0 / headroom_at_peak.max(f64::MIN_POSITIVE)
         ));
     }
@@ -161,7 +161,7 @@ pub fn render(plan: &CapacityPlan) -> String {
         plan.orders_per_sec_average, plan.orders_per_sec_peak, plan.changes_per_sec_peak
     ));
     out.push_str(&format!(
-        "  one node sustains {:.0} durable changes/s (batched): headroom at peak {:.1}x\n",
+        "  one node sustains {:.0} durable changes/s (the engine in process, batched): headroom at peak {:.1}x\n",
         plan.node_changes_per_sec, plan.headroom_at_peak
     ));
     out.push_str(&format!(
