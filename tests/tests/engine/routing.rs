@@ -590,3 +590,73 @@ fn units_no_location_stocks_are_backordered_against_inbound_supply() {
         .collect();
     assert_eq!(shipments, vec![("FAR".to_owned(), 6, true)]);
 }
+
+/// The demo's real marketplace extract: the network and stock load, and routing its
+/// orders splits some and leaves some lines short, as the extract's stock rule intends,
+/// without overselling.
+#[test]
+fn olist_demo_orders_route_over_the_extract_network() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/olist-demo");
+    let read = |name: &str| csv::Reader::from_path(folder.join(name)).expect("the extract is in the repository");
+
+    let engine = Engine::new(EngineConfig::default());
+    let mut specs = Vec::new();
+    for row in read("locations.csv").deserialize::<(String, String, f64, f64, String)>() {
+        let (code, kind, lat, lon, methods) = row.unwrap();
+        let (kind, methods) = match (kind.as_str(), methods.as_str()) {
+            ("warehouse", "ship") => (LocationKind::Warehouse, FulfilmentMethods::SHIP),
+            ("drop_ship", "drop_ship") => (LocationKind::DropShipVendor, FulfilmentMethods::DROP_SHIP),
+            other => panic!("unexpected location kind and methods {other:?}"),
+        };
+        specs.push(LocationSpec {
+            code,
+            kind,
+            lat,
+            lon,
+            methods,
+            daily_capacity: 0,
+            active: true,
+            routing: Default::default(),
+        });
+    }
+    assert_eq!(specs.len(), 1_638);
+    engine.upsert_locations(&specs).unwrap();
+    let rows: Vec<promesa_engine::PositionRow> = read("stock.csv")
+        .deserialize::<(String, String, u64)>()
+        .map(|row| {
+            let (sku, location, on_hand) = row.unwrap();
+            promesa_engine::PositionRow { sku, location, on_hand, safety_stock: None }
+        })
+        .collect();
+    engine.load_positions(&rows, T0_MS).unwrap();
+
+    let (mut held, mut split, mut short) = (0, 0, 0);
+    for (index, row) in read("orders.csv").deserialize::<(String, String, f64, f64, String)>().take(400).enumerate() {
+        let (order_id, _, lat, lon, lines) = row.unwrap();
+        let lines = lines
+            .split('|')
+            .map(|line| {
+                let (sku, quantity) = line.split_once(':').expect("SKU:QUANTITY");
+                RouteLine { sku: sku.to_owned(), quantity: quantity.parse().unwrap() }
+            })
+            .collect();
+        let order = QuoteRequest {
+            channel: None,
+            destination: Destination::Point { lat, lon },
+            lines,
+            method: RouteMethod::ShipCheapest,
+            max_shipments: 3,
+            allow_partial: true,
+            allow_backorder: false,
+        };
+        let outcome = engine.reserve_routed(&routed(&order_id, order), T0_MS + index as u64).unwrap();
+        held += usize::from(outcome.held);
+        split += usize::from(outcome.plan.shipments.len() > 1);
+        short += usize::from(!outcome.plan.unfilled.is_empty());
+    }
+    eprintln!("{held} of 400 orders held, {split} split, {short} with lines short");
+    assert!(held > 300, "{held} of 400 orders held");
+    assert!(split > 0, "no order split");
+    assert!(short > 0, "no line ran short");
+    assert_eq!(engine.stats().oversold, 0);
+}
