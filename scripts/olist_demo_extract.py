@@ -22,8 +22,8 @@ seats), and writes to OUT_DIR:
   each product in these orders, one fewer for one (seller, product) pair in five
   (chosen by a hash of the two ids, so the choice is the same on every run); each
   fulfilment centre has 40% of the demand, rounded up, of the 300 products sold most
-  (so a popular product can come from a centre, in a second shipment when its seller
-  is short).
+  and of every product a seller is short of (so such a product can come from a
+  centre, in a second shipment, or run short when the centres' units are gone).
 
 The SKU is the first 16 hex digits of Olist's product id. Rerunning with the same data
 folder writes the same files.
@@ -112,6 +112,7 @@ def main() -> None:
     located = {seller for seller in used_sellers if coordinates.get(sellers.get(seller, "")) is not None}
 
     popular = [sku for sku, _ in sorted(demand_by_sku.items(), key=lambda item: (-item[1], item[0]))[:CENTRE_PRODUCTS]]
+    centre_products = set(popular)
     with open(os.path.join(out, "stock.csv"), "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(["sku", "location", "on_hand"])
@@ -119,13 +120,15 @@ def main() -> None:
             if seller in located:
                 digest = hashlib.sha256((seller + sku).encode()).digest()
                 short = int.from_bytes(digest[:8], "big") % SHORT_ONE_IN == 0
+                if short:
+                    centre_products.add(sku)
                 writer.writerow([sku, "S-" + seller[:12], units - 1 if short else units])
         for code, _ in CENTRES:
-            for sku in popular:
+            for sku in sorted(centre_products):
                 writer.writerow([sku, code, math.ceil(demand_by_sku[sku] * CENTRE_SHARE)])
 
     print(f"{len(kept)} orders, {len(located)} sellers and {len(CENTRES)} centres, "
-          f"{len(demand_by_seller)} seller positions and {len(popular) * len(CENTRES)} centre positions")
+          f"{len(demand_by_seller)} seller positions and {len(centre_products) * len(CENTRES)} centre positions")
 
 
 if __name__ == "__main__":
