@@ -15,6 +15,8 @@ use promesa_engine::routing::{
 use promesa_engine::{Engine, EngineConfig, FulfilmentMethods, LocationKind, LocationSpec, PositionRow};
 use serde::Serialize;
 
+use crate::workload::SplitMix64;
+
 /// Locations of the routing network.
 pub const ROUTING_LOCATIONS: usize = 200;
 
@@ -61,23 +63,10 @@ pub struct Latency {
     pub max_us: f64,
 }
 
-/// A small deterministic generator (SplitMix64), so that every run routes the same
-/// orders.
-struct Draws(u64);
-
-impl Draws {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `low..high`.
-    fn between(&mut self, low: f64, high: f64) -> f64 {
-        low + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (high - low)
-    }
+/// Returns a number in `low..high` from the generator, so that every run routes the
+/// same orders.
+fn between(draws: &mut SplitMix64, low: f64, high: f64) -> f64 {
+    low + (draws.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * (high - low)
 }
 
 /// Builds the network: 200 locations spread over central Mexico, every SKU at each.
@@ -87,13 +76,13 @@ pub fn build_routing_engine(now_ms: u64) -> Engine {
         expected_positions: ROUTING_SKUS * ROUTING_LOCATIONS,
         ..EngineConfig::default()
     });
-    let mut draws = Draws(7);
+    let mut draws = SplitMix64::new(7);
     let specs: Vec<LocationSpec> = (0..ROUTING_LOCATIONS)
         .map(|index| LocationSpec {
             code: format!("MX-{index:03}"),
             kind: if index % 10 == 0 { LocationKind::Warehouse } else { LocationKind::Store },
-            lat: draws.between(17.0, 22.0),
-            lon: draws.between(-104.0, -97.0),
+            lat: between(&mut draws, 17.0, 22.0),
+            lon: between(&mut draws, -104.0, -97.0),
             methods: FulfilmentMethods::SHIP.with(FulfilmentMethods::PICKUP),
             daily_capacity: 0,
             active: true,
@@ -118,11 +107,11 @@ pub fn build_routing_engine(now_ms: u64) -> Engine {
     engine
 }
 
-fn order(draws: &mut Draws, id: String) -> RoutedReserveRequest {
+fn order(draws: &mut SplitMix64, id: String) -> RoutedReserveRequest {
     let lines = (0..ORDER_LINES)
         .map(|_| RouteLine {
-            sku: format!("SKU-{:05}", draws.next() % ROUTING_SKUS as u64),
-            quantity: 1 + draws.next() % 2,
+            sku: format!("SKU-{:05}", draws.next_u64() % ROUTING_SKUS as u64),
+            quantity: 1 + draws.next_u64() % 2,
         })
         .collect();
     RoutedReserveRequest {
@@ -130,7 +119,7 @@ fn order(draws: &mut Draws, id: String) -> RoutedReserveRequest {
         ttl_ms: 15 * 60 * 1_000,
         order: QuoteRequest {
             channel: None,
-            destination: Destination::Point { lat: draws.between(17.0, 22.0), lon: draws.between(-104.0, -97.0) },
+            destination: Destination::Point { lat: between(draws, 17.0, 22.0), lon: between(draws, -104.0, -97.0) },
             lines,
             method: RouteMethod::ShipCheapest,
             max_shipments: 3,
@@ -146,7 +135,7 @@ pub fn measure_routing(orders: u64, measurement: Duration, repetitions: usize, n
     let engine = build_routing_engine(now_ms);
 
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-    let mut draws = Draws(11);
+    let mut draws = SplitMix64::new(11);
     let mut shipments = 0u64;
     for index in 0..orders {
         let request = order(&mut draws, format!("lat-{index}"));
@@ -175,7 +164,7 @@ pub fn measure_routing(orders: u64, measurement: Duration, repetitions: usize, n
                 .map(|thread| {
                     let engine = &engine;
                     scope.spawn(move || {
-                        let mut draws = Draws(100 + thread + 10 * run as u64);
+                        let mut draws = SplitMix64::new(100 + thread + 10 * run as u64);
                         let mut count = 0u64;
                         while started.elapsed() < measurement {
                             for _ in 0..64 {

@@ -62,34 +62,9 @@ impl Workload {
     }
 }
 
-/// A small, fast pseudo-random generator (SplitMix64). Its statistical quality is
-/// ample for picking positions, and it is meant for nothing else.
-#[derive(Clone, Debug)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
-    }
-
-    /// Returns the next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Returns a number in `0..bound` by multiply-shift reduction, whose bias is below
-    /// `bound / 2^64`: under 2^-32 for any bound below 2^32.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
-    }
-}
+/// The load generator's small, fast pseudo-random generator (SplitMix64), used here
+/// for picking positions.
+pub use promesa_loadgen::draws::Draws as SplitMix64;
 
 /// Writes the codes of positions and SKUs, from tables when the catalogue is small.
 struct CodeWriter {
