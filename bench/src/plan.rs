@@ -16,7 +16,7 @@ pub const MEMORY_SHARE_MAX: f64 = 0.8;
 /// Seconds in a day.
 const DAY_SECS: f64 = 86_400.0;
 
-/// What the plan is for.
+/// The order volume and catalogue a plan is for.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanInput {
     /// Orders per day.
@@ -97,8 +97,8 @@ pub fn plan(input: PlanInput, report: &Value) -> Result<CapacityPlan, String> {
     let changes_per_sec_peak = orders_per_sec_peak * input.changes_per_order;
     let headroom_at_peak = node_changes_per_sec / changes_per_sec_peak.max(f64::MIN_POSITIVE);
 
-    // Ended reservations kept for the retention, within the bound; open holds at
-    // peak for a 15-minute checkout.
+    // Ended reservations kept for the retention, within the bound, and the open
+    // reservations of a 15-minute checkout at peak.
     let ended = (input.orders_per_day * input.retention_hours / 24.0).min(input.ended_reservations_max);
     let open = orders_per_sec_peak * 15.0 * 60.0;
     let memory_bytes = input.positions as f64 * bytes_per_position + (ended + open) * bytes_per_reservation;
@@ -149,7 +149,7 @@ pub fn plan(input: PlanInput, report: &Value) -> Result<CapacityPlan, String> {
     })
 }
 
-/// The plan as text.
+/// Renders the plan as text.
 pub fn render(plan: &CapacityPlan) -> String {
     let input = &plan.input;
     let mut out = format!(
@@ -215,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn one_node_carries_a_day_of_a_million_orders() {
+    fn plan_fits_million_orders_on_one_node() {
         let plan = plan(input(1_000_000.0), &report()).unwrap();
         assert!((plan.orders_per_sec_average - 11.574).abs() < 0.001);
         assert!((plan.changes_per_sec_peak - 347.22).abs() < 0.01);
@@ -229,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn a_peak_past_the_node_share_calls_for_a_second_node() {
+    fn plan_adds_node_past_peak_share() {
         let plan = plan(input(3_000_000_000.0), &report()).unwrap();
         assert_eq!(plan.nodes, 2);
         assert!(plan.reasons[0].contains("changes/s"), "{:?}", plan.reasons);
@@ -237,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn a_report_without_a_figure_is_named() {
+    fn plan_names_missing_report_figure() {
         let error = plan(input(1.0), &serde_json::json!({})).unwrap_err();
         assert!(error.contains("engine.bytes_per_position"), "{error}");
     }

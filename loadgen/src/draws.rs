@@ -10,7 +10,7 @@
 /// The range of `u`.
 pub const DRAW_RANGE: u64 = 1 << 30;
 
-/// How SKUs are drawn.
+/// The distribution SKUs are drawn from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Distribution {
@@ -32,7 +32,7 @@ impl Draws {
         Draws { state: seed }
     }
 
-    /// The next 64 random bits.
+    /// Returns the next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
@@ -41,23 +41,23 @@ impl Draws {
         z ^ (z >> 31)
     }
 
-    /// A uniform integer in `0..bound` (`bound` > 0).
+    /// Returns a uniform integer in `0..bound` (`bound` > 0).
     pub fn below(&mut self, bound: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
     }
 
-    /// A SKU index in `0..skus` (`skus` > 0).
+    /// Draws a SKU index in `0..skus` (`skus` > 0).
     pub fn sku(&mut self, distribution: Distribution, skus: u64) -> u64 {
         sku_for(distribution, skus, self.below(DRAW_RANGE))
     }
 
-    /// A quantity in `low..=high`.
+    /// Draws a quantity in `low..=high`.
     pub fn quantity(&mut self, low: u64, high: u64) -> u64 {
         low + self.below(high - low + 1)
     }
 }
 
-/// The SKU a draw `u` in `[0, 2^30)` picks.
+/// Returns the SKU a draw `u` in `[0, 2^30)` picks.
 pub fn sku_for(distribution: Distribution, skus: u64, u: u64) -> u64 {
     let fraction = u as f64 / DRAW_RANGE as f64;
     let sku = match distribution {

@@ -80,7 +80,7 @@ enum DistributionName {
 
 #[derive(Args)]
 struct RunArguments {
-    /// What to run.
+    /// The workload.
     #[arg(long, value_enum, default_value = "mix")]
     workload: Workload,
     /// Operations and weights, as NAME=WEIGHT,...: availability, reserve, confirm,
@@ -93,7 +93,7 @@ struct RunArguments {
     /// Locations L-0.. to draw from, as seeded.
     #[arg(long, default_value_t = 1)]
     locations: u64,
-    /// How SKUs are drawn.
+    /// The distribution SKUs are drawn from.
     #[arg(long = "dist", value_enum, default_value = "uniform")]
     distribution: DistributionName,
     /// Lines per reserve.

@@ -52,7 +52,7 @@ impl Operation {
 pub struct Tally {
     /// Requests answered.
     pub count: u64,
-    /// Reserves answered without any unit held (not enough ATP).
+    /// Reserves that held no unit (not enough ATP).
     pub refused: u64,
     /// Error responses by code name.
     pub errors: BTreeMap<String, u64>,
@@ -124,9 +124,9 @@ pub struct Percentiles {
 /// The figures of one operation, or of all.
 #[derive(Clone, Debug, Serialize)]
 pub struct Figures {
-    /// Requests answered after the warm-up.
+    /// Responses after the warm-up.
     pub count: u64,
-    /// Requests answered per second.
+    /// Responses per second.
     pub ops_per_sec: f64,
     /// Reserves that held nothing.
     pub refused: u64,
@@ -141,7 +141,7 @@ pub struct Figures {
 /// The whole report, written with `--json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// What ran: the settings.
+    /// The run's settings.
     pub settings: serde_json::Value,
     /// Seconds measured, after the warm-up.
     pub secs: f64,

@@ -1,6 +1,6 @@
-//! The closed-loop run: connections with frames in flight, each frame a batch of
-//! requests drawn from the mix, sent as soon as the previous frame of its slot is
-//! answered. Every request of a frame gets the frame's round trip as its latency.
+//! The run: connections with frames in flight, each frame a batch of requests drawn
+//! from the mix. Closed-loop, a slot sends its next frame once the previous one has its
+//! response; open-loop, at the frame's intended send time. Every request of a frame gets the frame's round trip as its latency.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,7 +32,7 @@ pub struct RunPlan {
     pub skus: u64,
     /// Locations `L-0`..: as seeded.
     pub locations: u64,
-    /// How SKUs are drawn.
+    /// The distribution SKUs are drawn from.
     pub distribution: Distribution,
     /// Lines per reserve.
     pub lines: u32,
@@ -50,7 +50,7 @@ pub struct RunPlan {
     pub duration: Option<Duration>,
     /// ...or after this many requests, warm-up included.
     pub requests: Option<u64>,
-    /// Requests answered in this first span are not measured.
+    /// Responses in this first span are not measured.
     pub warmup: Duration,
     /// Seed of the draws; each slot draws from its own generator derived from it.
     pub seed: u64,
@@ -79,7 +79,7 @@ struct Shared {
     stop: AtomicBool,
     sent: AtomicU64,
     measuring: AtomicBool,
-    /// All answered requests since the warm-up, for the progress line.
+    /// Every response since the warm-up, for the progress line.
     progress: Mutex<Tally>,
     errors: AtomicU64,
 }

@@ -102,7 +102,7 @@ pub(crate) struct ResolvedLine {
     pub backordered: bool,
 }
 
-/// What a reserve, routed or not, asks to hold.
+/// The lines a reserve, routed or not, requests to hold.
 pub(crate) struct Hold<'a> {
     pub reservation_id: &'a str,
     pub fingerprint: u64,
@@ -115,12 +115,12 @@ pub(crate) struct Hold<'a> {
     pub unresolved: Vec<(u32, compact_str::CompactString, compact_str::CompactString)>,
     /// The plan of a routed reserve, whose capacity the hold claims.
     pub routed: Option<RoutedRecord>,
-    /// The routing table the plan was made with, for the locations' daily capacity;
-    /// read before any lock is taken, since building it takes the catalog's lock.
+    /// The routing table the plan was made with, for the locations' daily capacity.
+    /// It is read before any lock is taken, because building it takes the catalog's lock.
     pub routing_table: Option<std::sync::Arc<crate::routing::table::RoutingTable>>,
 }
 
-/// What a hold did.
+/// The result of a hold.
 pub(crate) enum HoldOutcome {
     /// A new reservation (or, if nothing could be held, none).
     New(ReserveOutcome),
@@ -379,7 +379,7 @@ impl Engine {
                 // A backorder takes a line that current ATP cannot fill from the inbound
                 // twin, whose ATP is the free inbound supply. Deciding on a lock-free
                 // read can only backorder a line that stock freed in the meantime could
-                // have filled; the hold checks the twin's ATP under its lock.
+                // have filled. The hold checks the twin's ATP under its lock.
                 if request.policy == Policy::Backorder
                     && matches!(resolved.status, None | Some(LineStatus::InsufficientAtp))
                     && let Some(sku) = sku

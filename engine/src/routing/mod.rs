@@ -1,8 +1,8 @@
 //! Routing: which locations fulfil an order, with promise dates, planned from the
 //! applied state and held atomically together with each location's daily capacity.
 //!
-//! [`Engine::quote`] plans without changing anything; [`Engine::reserve_routed`]
-//! plans and holds the plan's units as one all-or-nothing reserve, claiming one order
+//! [`Engine::quote`] plans without changing anything. [`Engine::reserve_routed`]
+//! plans and reserves the plan's units as one all-or-nothing reserve, claiming one order
 //! of capacity per location for the location's local day. If another request takes
 //! the stock or the capacity in between, it plans again, up to `ROUTE_ATTEMPTS_MAX`
 //! times. The cost model is in ARCHITECTURE.md.
@@ -127,7 +127,7 @@ impl Engine {
         Ok(self.named_plan(request, draft.plan))
     }
 
-    /// Plans an order and holds the plan's units in one atomic step, claiming a day
+    /// Plans an order and reserves the plan's units in one atomic step, claiming a day
     /// of capacity at each location it ships from. Idempotent on the reservation id,
     /// like [`Engine::reserve`]: a repeat with the same content returns the first
     /// outcome and plan (without explanations). A plan that does not fill the order
@@ -436,7 +436,7 @@ impl Engine {
     }
 }
 
-/// What a quote resolved before planning.
+/// The codes of an order resolved to ids before planning.
 struct RouteContext {
     channel: u32,
     may_sell_safety_stock: bool,

@@ -1,11 +1,11 @@
 //! The planner: which locations fill an order, read from the applied state without
-//! locks. A routed reserve then holds the plan's units and capacity atomically, and
+//! locks. A routed reserve then reserves the plan's units and capacity atomically, and
 //! plans again if another request took them first.
 //!
 //! Order of preference: a single location that fills the whole order, then the
 //! fewest shipments, then the lowest cost, where cost is the shipments' cost plus a
-//! penalty per day the latest shipment arrives after the earliest promise any
-//! eligible location could make. Ties go to the nearer location, then the lower
+//! penalty per day the latest shipment arrives after the shipping target
+//! (`SHIP_PROMISE_TARGET_DAYS` after the order). Ties go to the nearer location, then the lower
 //! code, so the same state always gives the same plan.
 
 use std::cmp::Ordering as CmpOrdering;
@@ -55,7 +55,7 @@ thread_local! {
     static NEARBY: std::cell::RefCell<Vec<Nearby>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Why a location that stocks a SKU of the order is not a candidate.
+/// The reason a location that stocks a SKU of the order is not a candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Exclusion {
     Inactive,
@@ -103,7 +103,7 @@ struct Excluded {
     reason: Exclusion,
 }
 
-/// The order as the planner sees it.
+/// The order as the planner reads it: SKU ids, channel and settings.
 pub(crate) struct Order<'a> {
     pub lines: &'a [(Option<u32>, u32)],
     pub channel: u32,
@@ -500,7 +500,7 @@ fn exhaustive() -> bool {
 
 /// Result of the survey by location.
 enum ByLocation {
-    /// A location fills the order alone; the survey holds it and what explains it.
+    /// A location fills the order alone. The survey contains it and what explains it.
     Found(Box<Survey>),
     /// No location fills the order alone: survey every position instead.
     NoFiller,
@@ -546,11 +546,12 @@ fn read_location(
     Some(any)
 }
 
-/// Surveys the order from the locations' side: each location's distance and a lower
-/// bound of its rank first, then the locations in bound order, reading only their
-/// positions, until no location left can beat the best that fills the order alone;
-/// last, the locations nearer than the winner, nearest first, as far as explaining the
-/// choice needs. Gives the same plan as reading every position (a unit test checks).
+/// Surveys the order from the locations' side. First it computes each location's
+/// distance and a lower bound of its rank. Then it reads the positions of locations in
+/// bound order, until no location left can beat the best one that fills the order
+/// alone. Last, it reads the locations nearer than the winner, nearest first, as far as
+/// the explanation needs. The plan equals that of reading every position (a unit test
+/// checks this).
 fn survey_by_location(
     (table, catalog, order, destination, goal, target_ms): (
         &RoutingTable,
@@ -678,7 +679,7 @@ struct Filler {
     weighed: bool,
 }
 
-/// A lower bound of what a location scores for a goal, from its distance alone:
+/// Returns a lower bound of a location's rank for a goal, from its distance alone:
 /// handling, cut-offs and lateness only add to the promise and the score.
 fn lower_bound(route: &LocationRoute, goal: Goal, order: &Order<'_>, distance_km: f64) -> (u64, u64) {
     let shipment_cost = u64::from(route.routing.shipment_cost_cents);
@@ -780,7 +781,7 @@ fn score_cents(cost_cents: u64, promise_ms: u64, target_ms: u64) -> u64 {
     cost_cents + LATE_DAY_COST_CENTS * late_days(promise_ms, target_ms)
 }
 
-/// What a candidate ranks by for a goal, lower first.
+/// Returns a candidate's rank for a goal, lower first.
 fn score(goal: Goal, cost_cents: u64, promise_ms: u64, target_ms: u64) -> (u64, u64) {
     match goal {
         Goal::Cheapest => (score_cents(cost_cents, promise_ms, target_ms), 0),
@@ -991,7 +992,7 @@ fn assemble(
         })
         .collect();
 
-    // A refused order holds nothing: keep only what went wrong.
+    // A rejected order reserves nothing, so only its unfilled lines remain.
     if !filled && !order.allow_partial {
         shipments.clear();
         drafts.clear();

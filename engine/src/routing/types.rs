@@ -132,7 +132,7 @@ impl Default for LocationRouting {
     }
 }
 
-/// Where an order goes.
+/// The destination of an order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Destination {
     /// Coordinates in degrees.
@@ -151,7 +151,7 @@ pub enum Destination {
     },
 }
 
-/// How a destination became coordinates.
+/// The source of a destination's coordinates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DestinationSource {
     /// Given as coordinates.
@@ -173,11 +173,11 @@ pub struct ResolvedDestination {
     pub lat: f64,
     /// Longitude in degrees.
     pub lon: f64,
-    /// Where the coordinates came from.
+    /// The source of the coordinates.
     pub source: DestinationSource,
 }
 
-/// What the shopper asked for: how the order reaches them.
+/// The fulfilment method the shopper chose.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RouteMethod {
     /// Ship (or drop-ship) at the lowest cost.
@@ -214,11 +214,11 @@ pub struct RouteLine {
 pub struct QuoteRequest {
     /// Channel code; `None` means the channel `default`.
     pub channel: Option<String>,
-    /// Where the order goes.
+    /// The destination.
     pub destination: Destination,
     /// Lines in request order.
     pub lines: Vec<RouteLine>,
-    /// How the order reaches the shopper.
+    /// The fulfilment method.
     pub method: RouteMethod,
     /// Most shipments the order may split into, 1..=`SHIPMENTS_MAX`; 1 means no split.
     /// Pickup orders never split.
@@ -260,7 +260,7 @@ pub struct ShipmentLine {
 pub struct Shipment {
     /// Location code.
     pub location: String,
-    /// How the units reach the shopper.
+    /// The fulfilment method of the units.
     pub method: Method,
     /// Lines from this location.
     pub lines: Vec<ShipmentLine>,
@@ -276,7 +276,7 @@ pub struct Shipment {
     pub backorder: bool,
 }
 
-/// Why some units of a line have no location.
+/// The reason some units of a line have no location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum UnfilledReason {
@@ -330,15 +330,15 @@ pub struct UnfilledLine {
     pub reason: UnfilledReason,
 }
 
-/// Where an order ships from.
+/// The shipments of an order, and the units left without a location.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// The destination's coordinates and how they were found.
     pub destination: ResolvedDestination,
     /// Shipments, at most the order's `max_shipments`.
     pub shipments: Vec<Shipment>,
-    /// Lines with units left without a location. A plan with unfilled lines holds
-    /// nothing unless the order allows partial fills.
+    /// Lines with units left without a location. A routed reserve of a plan with
+    /// unfilled lines reserves nothing unless the order allows partial fills.
     pub unfilled: Vec<UnfilledLine>,
     /// Per order line, why its location(s) won, for example "L2: nearest with 3
     /// available; L7 nearer but full for today". Empty for a repeated reserve.

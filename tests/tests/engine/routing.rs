@@ -22,7 +22,7 @@ const HOME: (f64, f64) = (19.4326, -99.1332);
 /// Degrees of latitude per kilometre, near enough for placing test locations.
 const DEGREES_PER_KM: f64 = 1.0 / 111.2;
 
-/// A location `km` kilometres north of `HOME`.
+/// Returns a location `km` kilometres north of `HOME`.
 fn location(code: &str, kind: LocationKind, km: f64, methods: FulfilmentMethods) -> LocationSpec {
     LocationSpec {
         code: code.to_owned(),
@@ -84,7 +84,7 @@ fn placed(plan: &promesa_engine::routing::Plan) -> Vec<(String, u32)> {
 }
 
 #[test]
-fn six_units_split_across_three_and_four_or_refused_without_splits() {
+fn split_six_units_or_reject_without_splits() {
     let engine = engine_with(&[warehouse("L1", 5.0), warehouse("L2", 20.0)], &[("TV", "L1", 3), ("TV", "L2", 4)]);
 
     let refused = engine.reserve_routed(&routed("no-split", order(&[("TV", 6)], RouteMethod::ShipCheapest, 1)), T0_MS);
@@ -268,7 +268,7 @@ fn inactive_and_channel_excluded_locations_are_never_used() {
 }
 
 #[test]
-fn postal_codes_resolve_exactly_or_by_region_and_unknown_codes_are_refused() {
+fn postal_codes_resolve_by_code_or_region() {
     let engine = engine_with(&[warehouse("DC", 10.0)], &[("BOOK", "DC", 5)]);
     let rows = [
         PostalCodeRow { country: "MX".into(), postal_code: "06700".into(), lat: 19.4165, lon: -99.1617 },
@@ -297,7 +297,7 @@ fn postal_codes_resolve_exactly_or_by_region_and_unknown_codes_are_refused() {
 }
 
 #[test]
-fn bad_orders_are_refused_with_the_field_and_value() {
+fn bad_orders_name_field_and_value() {
     let engine = engine_with(&[warehouse("DC", 10.0)], &[("BOOK", "DC", 5)]);
     let mut bad = order(&[("BOOK", 1)], RouteMethod::ShipCheapest, 9);
     assert_eq!(engine.quote(&bad, T0_MS).unwrap_err().to_string(), "max_shipments 9 is outside 1..=8");
@@ -328,9 +328,10 @@ fn a_repeated_routed_reserve_returns_the_first_plan() {
     let engine = engine_with(&[warehouse("A", 5.0), warehouse("B", 9.0)], &[("SKU", "A", 2), ("SKU", "B", 2)]);
     let request = routed("order-9", order(&[("SKU", 3)], RouteMethod::ShipCheapest, 2));
     let first = engine.reserve_routed(&request, T0_MS).unwrap();
-    assert!(first.held && !first.replayed);
+    assert!(first.held);
+    assert!(!first.replayed);
 
-    // Stock changes do not change the answer to a retry.
+    // Stock changes do not change the outcome of a retry.
     engine.set_on_hand("SKU", "A", 100, T0_MS).unwrap();
     let again = engine.reserve_routed(&request, T0_MS + 10).unwrap();
     assert!(again.replayed && again.held);

@@ -21,7 +21,7 @@ const SKUS: [&str; 3] = ["A", "B", "C"];
 const CASES_DEFAULT: u32 = 200;
 const SEED_DEFAULT: u64 = 20_261_205;
 
-/// A location of the random network, as the model knows it.
+/// A location of the random network, as the model records it.
 #[derive(Clone, Debug)]
 struct ModelLocation {
     code: String,
@@ -56,7 +56,7 @@ impl Model {
         self.locations.iter().find(|location| location.code == code).expect("plan names a model location")
     }
 
-    /// Whether the location may take this order at all, ignoring stock.
+    /// Returns whether the location may take this order at all, ignoring stock.
     fn eligible(&self, location: &ModelLocation, method: &RouteMethod, channel: bool) -> bool {
         let offers = |bits| location.methods.contains(bits);
         let method_ok = match method {
@@ -300,8 +300,8 @@ fn run_sequence(rng: &mut StdRng) -> Result<(), String> {
 }
 
 #[test]
-fn routing_matches_the_model_on_random_networks_and_orders() {
-    let seed = seed("routing_matches_the_model_on_random_networks_and_orders", SEED_DEFAULT);
+fn routing_matches_reference_model() {
+    let seed = seed("routing_matches_reference_model", SEED_DEFAULT);
     let cases =
         std::env::var("PROMESA_PROPTEST_CASES").ok().and_then(|value| value.parse().ok()).unwrap_or(CASES_DEFAULT);
     for case in 0..cases {
@@ -403,7 +403,7 @@ fn concurrent_routed_reserves_never_oversell_or_overfill_capacity() {
 }
 
 #[test]
-fn routing_while_locations_are_added_sees_each_table_whole() {
+fn routing_during_location_upserts() {
     const NEW_LOCATIONS: u32 = 200;
     let engine = Engine::new(EngineConfig::default());
     let spec = |index: u32| LocationSpec {
@@ -444,7 +444,7 @@ fn routing_while_locations_are_added_sees_each_table_whole() {
                         },
                     };
                     // Racing the other thread for one-unit locations may use up every
-                    // attempt; then nothing is held and the plan says so.
+                    // attempt. Then nothing is held, and the outcome reports the attempts.
                     let outcome = engine.reserve_routed(&request, T0_MS).unwrap();
                     let limit = promesa_engine::limits::ROUTE_ATTEMPTS_MAX;
                     assert!(outcome.held || outcome.attempts == limit, "{outcome:?}");
