@@ -1,6 +1,7 @@
 //! The run: connections with frames in flight, each frame a batch of requests drawn
 //! from the mix. Closed-loop, a slot sends its next frame once the previous one has its
-//! response; open-loop, at the frame's intended send time. Every request of a frame gets the frame's round trip as its latency.
+//! response; open-loop, at the frame's intended send time. Every request of a frame
+//! gets the frame's round trip as its latency.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
