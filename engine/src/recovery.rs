@@ -204,7 +204,11 @@ impl Engine {
 
     /// Applies one log record's effect to the objects that do not reflect it yet.
     fn replay(&self, record: Record, end_lsn: u64, filter: ReplayFilter) -> Result<(), String> {
-        let now_ms = self.clock.observe(record.now_ms());
+        // The record's own time, as the operation used it: records from concurrent
+        // callers reach the log slightly out of time order, so the clock's high-water
+        // mark would stamp an earlier operation with a later caller's time.
+        let now_ms = record.now_ms();
+        self.clock.observe(now_ms);
         let disabled = Journal::default();
         let in_snapshot_catalog = end_lsn <= filter.catalog_lsn;
         let operation = |id, op_id, fingerprint| ReplayedOperation {

@@ -18,4 +18,4 @@ pub mod server;
 mod supply;
 pub mod tls;
 
-pub use server::{Server, ServerConfig};
+pub use server::{Recovery, Server, ServerConfig};

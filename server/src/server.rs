@@ -96,6 +96,20 @@ pub struct Server {
     tokens: Arc<Tokens>,
     config: ServerConfig,
     identity_path: PathBuf,
+    recovery: Recovery,
+}
+
+/// How the server's engine was rebuilt at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// File name of the snapshot loaded, if any.
+    pub snapshot: Option<String>,
+    /// Log records replayed after the snapshot.
+    pub records_replayed: u64,
+    /// Holds whose deadline passed while the server was down, expired at start.
+    pub holds_expired_at_open: usize,
+    /// Time from the start of recovery to the engine being ready, in microseconds.
+    pub elapsed_us: u64,
 }
 
 /// Shared state of the connections.
@@ -151,6 +165,13 @@ impl Server {
             "engine recovered"
         );
 
+        let recovery = Recovery {
+            snapshot: report.snapshot,
+            records_replayed: report.records_replayed,
+            holds_expired_at_open: report.holds_expired_at_open,
+            elapsed_us: report.elapsed.as_micros() as u64,
+        };
+
         let endpoint = quinn::Endpoint::server(quic_config(&config, identity.clone_parts())?, config.listen)
             .map_err(|error| format!("failed to listen on {}: {error}", config.listen))?;
         let identity_path = identity.cert_path;
@@ -160,6 +181,7 @@ impl Server {
             tokens: Arc::new(tokens),
             config,
             identity_path,
+            recovery,
         })
     }
 
@@ -171,6 +193,11 @@ impl Server {
     /// The certificate file clients should trust.
     pub fn cert_path(&self) -> &std::path::Path {
         &self.identity_path
+    }
+
+    /// How the engine was rebuilt from the data folder at start.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
     }
 
     /// Serves until `shutdown` fires, then shuts down cleanly: stops accepting,
