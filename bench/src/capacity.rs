@@ -2,7 +2,9 @@
 //! position and per ended reservation, and the retention the engine's bound on ended
 //! reservations allows at the measured rate. The engines of these figures keep no log.
 //! The figures of engines that write their log to disk (durable reserve + release
-//! pairs, restarts from the log) come from [`crate::durable`] and run last.
+//! pairs, restarts from the log) come from [`crate::durable`] and run after the
+//! engine's. The `network` section runs last: a real server in this process and real
+//! clients over QUIC on loopback, from [`crate::server`].
 //!
 //! Each throughput figure is the median of [`Plan::repetitions`] runs of
 //! [`Plan::measurement`] wall time each (see [`crate::measure::run_for`]). Engines use
@@ -32,6 +34,7 @@ use crate::catalogue::{Catalogue, LOCATIONS, build_engine};
 use crate::durable::{self, DurableFigures, RecoveryFigures, SnapshotFigures};
 use crate::measure::{median, run_count, run_for};
 use crate::routing::{RoutingFigures, measure_routing};
+use crate::server::{self, ServerFigures, ServerPlan};
 use crate::system;
 use crate::workload::{HOLD_TTL_MS, Workload};
 
@@ -68,13 +71,15 @@ pub struct Plan {
     pub recovery_pairs: u64,
     /// Routed orders of the 1-thread routing latency run.
     pub routing_orders: u64,
+    /// Settings of the `network` section; `None` skips it.
+    pub network: Option<ServerPlan>,
 }
 
 impl Plan {
     /// Returns the plan of the full report: 10,000,000 positions, engines filled to the bound of ended
     /// reservations, 3 runs of 2 s per figure, and a restart from a log of 10,000,000
-    /// positions and 5,000,000 pairs. Took 4 min 13 s and peaked at 4.3 GB resident on
-    /// a 2-core Xeon VM.
+    /// positions and 5,000,000 pairs, then the network runs of 5 s each. Took 4 min 13 s
+    /// without the network section and peaked at 4.3 GB resident on a 2-core Xeon VM.
     pub fn full() -> Self {
         Plan {
             quick: false,
@@ -91,11 +96,12 @@ impl Plan {
             durable_batched_thread_counts: vec![1, 2, 4, 8],
             recovery_pairs: 5_000_000,
             routing_orders: 200_000,
+            network: Some(ServerPlan::with_secs(server::SECS_DEFAULT)),
         }
     }
 
-    /// Returns the plan of the quick report: 1,000,000 positions in place of 10,000,000, fresh engines
-    /// and 3 runs of 0.3 s per figure. Meant to finish within a minute on 2 cores.
+    /// Returns the plan of the quick report: 1,000,000 positions in place of 10,000,000, fresh engines,
+    /// 3 runs of 0.3 s per figure, and network runs of 2 s. Meant to finish within a minute on 2 cores.
     pub fn quick() -> Self {
         Plan {
             quick: true,
@@ -105,10 +111,14 @@ impl Plan {
             prefill_pairs: 0,
             recovery_pairs: 500_000,
             routing_orders: 20_000,
+            network: Some(ServerPlan::with_secs(QUICK_NETWORK_SECS)),
             ..Plan::full()
         }
     }
 }
+
+/// Seconds of each network throughput run in the quick report.
+const QUICK_NETWORK_SECS: f64 = 2.0;
 
 /// The whole report, written as JSON.
 #[derive(Clone, Debug, Serialize)]
@@ -136,6 +146,10 @@ pub struct Report {
     pub snapshot: SnapshotFigures,
     /// Routed reserves over 200 locations, in process, without a log.
     pub routing: RoutingFigures,
+    /// A real server on loopback, durable: round trips at low load, and reserves per
+    /// second with one reserve per frame, with batched frames and with batched routed
+    /// reserves. `None` when the plan skips it.
+    pub network: Option<ServerFigures>,
 }
 
 /// The machine the report ran on.
@@ -320,6 +334,13 @@ pub fn run(plan: &Plan) -> Report {
     let durable = durable::measure_durable(plan, now_ms);
     let (recovery, snapshot) = durable::measure_recovery(plan, now_ms);
 
+    let network = plan.network.as_ref().map(|network_plan| {
+        eprintln!("network: a server on loopback, 3 runs of {:.1} s after the round trips", network_plan.secs);
+        let figures = server::measure_server(network_plan);
+        eprint!("{}", server::render(&figures));
+        figures
+    });
+
     let bound = config.ended_reservations_max as f64;
     let engine_figures = EngineFigures {
         retention_secs_at_bound: bound / reserve_release.threads_2,
@@ -368,6 +389,7 @@ pub fn run(plan: &Plan) -> Report {
         recovery,
         snapshot,
         routing,
+        network,
     }
 }
 
@@ -601,6 +623,9 @@ pub fn render_table(report: &Report) -> String {
          {ROUTE_P99_US_TARGET_MAX}); {:.0} orders/s on 2 threads\n",
         routing.order_lines, routing.locations, latency.p50_us, latency.p99_us, routing.orders_per_sec
     ));
+    if let Some(network) = &report.network {
+        out.push_str(&server::render_table(network));
+    }
     out
 }
 
@@ -643,6 +668,28 @@ mod tests {
             durable_batched_thread_counts: vec![2],
             recovery_pairs: 20,
             routing_orders: 50,
+            network: None,
+        }
+    }
+
+    /// Network figures as a server run fills them, without running one.
+    fn filled_network() -> ServerFigures {
+        let run = |reserves_per_frame, reserves_per_sec| server::Throughput {
+            reserves_per_frame,
+            reserves_per_sec,
+            frames_per_sec: reserves_per_sec / reserves_per_frame as f64,
+            frame_us_p50: 900,
+            frame_us_p99: 4_000,
+        };
+        ServerFigures {
+            plan: ServerPlan::with_secs(1.0),
+            ping_us_p50: 80,
+            ping_us_p99: 140,
+            reserve_us_p50: 260,
+            reserve_us_p99: 410,
+            single: run(1, 93_100.0),
+            batched: run(256, 1_200_000.0),
+            routed_batched: run(256, 112_500.0),
         }
     }
 
@@ -716,6 +763,39 @@ mod tests {
         assert!(json["routing"]["orders_per_sec"].as_f64().is_some_and(|rate| rate > 0.0));
         assert_eq!(json["routing"]["route_reserve_3_lines_200_locations"]["count"], 50);
         assert!(json["snapshot"]["max_pause_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+        assert!(json["network"].is_null(), "the tiny plan skips the network section");
+    }
+
+    #[test]
+    fn report_json_carries_network_figures() {
+        let mut report = run(&tiny_plan());
+        report.network = Some(filled_network());
+        let json = serde_json::to_value(&report).expect("the report serializes");
+
+        let network = &json["network"];
+        for key in ["ping_us_p50", "ping_us_p99", "reserve_us_p50", "reserve_us_p99"] {
+            assert!(network[key].as_u64().is_some_and(|us| us > 0), "network.{key}: {network}");
+        }
+        for run in ["single", "batched", "routed_batched"] {
+            for key in ["reserves_per_sec", "frames_per_sec"] {
+                let rate = network[run][key].as_f64();
+                assert!(rate.is_some_and(|rate| rate > 0.0), "network.{run}.{key} is {rate:?}");
+            }
+            for key in ["reserves_per_frame", "frame_us_p50", "frame_us_p99"] {
+                assert!(network[run][key].as_u64().is_some(), "network.{run}.{key}");
+            }
+        }
+        assert_eq!(network["single"]["reserves_per_frame"], 1);
+        assert_eq!(network["plan"]["secs"], 1.0);
+        assert_eq!(network["plan"]["runtime"], "multi_thread");
+
+        let table = render_table(&report);
+        assert!(table.contains("reserve, 1 per frame"), "{table}");
+        assert!(table.contains("SHORT 0.30M"), "{table}");
+        assert!(table.contains(">= 1.00M"), "{table}");
+        assert!(table.contains("routed reserve, 256 per frame"), "{table}");
+        assert!(table.contains("SHORT 0.20M"), "{table}");
+        assert!(table.contains("ping p50 80 us, p99 140 us"), "{table}");
     }
 
     #[test]
@@ -740,5 +820,8 @@ mod tests {
         assert_eq!(full.positions_large, full.positions_large_requested);
         assert_eq!(quick.prefill_pairs, 0);
         assert_eq!(full.prefill_pairs, ENDED_RESERVATIONS_MAX_DEFAULT);
+        let (quick_network, full_network) = (quick.network.unwrap(), full.network.unwrap());
+        assert!(quick_network.secs < full_network.secs);
+        assert_eq!(full_network, ServerPlan::with_secs(server::SECS_DEFAULT));
     }
 }

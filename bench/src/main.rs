@@ -11,7 +11,7 @@ use promesa_bench::capacity::{self, Plan};
 use promesa_bench::catalogue::{Catalogue, build_engine, load_catalogue};
 use promesa_bench::durable::LogFolder;
 use promesa_bench::measure::{Batch, OPERATIONS_PER_CHECK, run_count, run_for_in_batches};
-use promesa_bench::server::{ServerPlan, ServerRuntime, measure_server};
+use promesa_bench::server::{self, ServerPlan, ServerRuntime, measure_server};
 use promesa_bench::workload::Workload;
 use promesa_engine::wal::writer::Durability;
 
@@ -35,16 +35,16 @@ enum Command {
     /// low load, and reserves per second with one and with many reserves per frame.
     Server {
         /// Seconds of each throughput run.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = server::SECS_DEFAULT)]
         secs: f64,
         /// Client connections.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = server::CONNECTIONS_DEFAULT)]
         connections: usize,
         /// Frames in flight per connection.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = server::IN_FLIGHT_DEFAULT)]
         in_flight: usize,
         /// Reserves per frame in the batched run.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = server::BATCH_DEFAULT)]
         batch: usize,
         /// The server's tokio runtime.
         #[arg(long, value_enum, default_value = "multi-thread")]
@@ -55,14 +55,15 @@ enum Command {
     },
     /// Measures throughput at 1 and 2 threads, memory per position and per ended
     /// reservation, durable reserve + release pairs with the log in the temporary
-    /// folder (TMPDIR, else /tmp) and restarts from the log, then prints a table.
+    /// folder (TMPDIR, else /tmp), restarts from the log, and a server on loopback as
+    /// `server` does (its `network` section), then prints a table.
     Capacity {
         /// Also writes the figures as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
         /// Uses 1,000,000 positions in place of 10,000,000, 500,000 logged pairs in
-        /// place of 5,000,000 before the restarts, and 0.3 s runs, to finish in under
-        /// a minute on 2 cores.
+        /// place of 5,000,000 before the restarts, 0.3 s engine runs and 2 s network
+        /// runs, to finish in about a minute on 2 cores.
         #[arg(long)]
         quick: bool,
     },

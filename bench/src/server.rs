@@ -31,6 +31,22 @@ pub const ROUTED_SKUS: u64 = 1_000;
 /// Lines per routed order.
 const ROUTED_ORDER_LINES: u64 = 3;
 
+/// Seconds of each throughput run by default.
+pub const SECS_DEFAULT: f64 = 5.0;
+/// Client connections of the throughput runs by default.
+pub const CONNECTIONS_DEFAULT: usize = 4;
+/// Frames in flight per connection by default.
+pub const IN_FLIGHT_DEFAULT: usize = 64;
+/// Reserves per frame of the batched runs by default.
+pub const BATCH_DEFAULT: usize = 256;
+
+/// Target of reserves per second with one reserve per frame.
+pub const SINGLE_RESERVES_PER_SEC_TARGET_MIN: f64 = 300_000.0;
+/// Target of reserves per second with batched frames.
+pub const BATCHED_RESERVES_PER_SEC_TARGET_MIN: f64 = 1_000_000.0;
+/// Target of routed reserves per second with batched frames.
+pub const ROUTED_RESERVES_PER_SEC_TARGET_MIN: f64 = 200_000.0;
+
 /// The tokio runtime that serves the endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,7 +58,7 @@ pub enum ServerRuntime {
 }
 
 /// Settings of one server measurement.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServerPlan {
     /// Seconds each measured run lasts.
     pub secs: f64,
@@ -54,6 +70,20 @@ pub struct ServerPlan {
     pub batch: usize,
     /// The server's runtime.
     pub runtime: ServerRuntime,
+}
+
+impl ServerPlan {
+    /// Returns the plan of the default settings, on the multi-thread runtime, with
+    /// throughput runs of `secs` seconds.
+    pub fn with_secs(secs: f64) -> ServerPlan {
+        ServerPlan {
+            secs,
+            connections: CONNECTIONS_DEFAULT,
+            in_flight: IN_FLIGHT_DEFAULT,
+            batch: BATCH_DEFAULT,
+            runtime: ServerRuntime::MultiThread,
+        }
+    }
 }
 
 /// One throughput run.
@@ -351,6 +381,43 @@ pub fn render(figures: &ServerFigures) -> String {
         out.push_str(&format!(
             "  {} {kind}reserve(s) per frame: {:.0} reserves/s, {:.0} frames/s, frame p50 {} us, p99 {} us\n",
             run.reserves_per_frame, run.reserves_per_sec, run.frames_per_sec, run.frame_us_p50, run.frame_us_p99
+        ));
+    }
+    out
+}
+
+/// Renders the figures as the capacity report's `network` section: a table of the
+/// throughput runs, each beside its target.
+pub fn render_table(figures: &ServerFigures) -> String {
+    let plan = &figures.plan;
+    let mut out = format!(
+        "network: server on loopback ({:?} runtime, durable sync mode), {} connections x {} frames in flight, \
+         {:.1} s per run\n",
+        plan.runtime, plan.connections, plan.in_flight, plan.secs
+    );
+    out.push_str(&format!(
+        "round trip at low load: ping p50 {} us, p99 {} us; durable reserve p50 {} us, p99 {} us\n",
+        figures.ping_us_p50, figures.ping_us_p99, figures.reserve_us_p50, figures.reserve_us_p99
+    ));
+    out.push_str(&format!(
+        "{:<32} {:>12} {:>14} {:>10} {:>13} {:>13}\n",
+        "network run", "reserves/s", "target", "frames/s", "frame p50 us", "frame p99 us"
+    ));
+    let runs = [
+        ("reserve", &figures.single, SINGLE_RESERVES_PER_SEC_TARGET_MIN),
+        ("reserve", &figures.batched, BATCHED_RESERVES_PER_SEC_TARGET_MIN),
+        ("routed reserve", &figures.routed_batched, ROUTED_RESERVES_PER_SEC_TARGET_MIN),
+    ];
+    for (kind, run, target_min) in runs {
+        let goal = if run.reserves_per_sec >= target_min { ">=" } else { "SHORT" };
+        out.push_str(&format!(
+            "{:<32} {:>12} {:>14} {:>10.0} {:>13} {:>13}\n",
+            format!("{kind}, {} per frame", run.reserves_per_frame),
+            format!("{:.2}M", run.reserves_per_sec / 1e6),
+            format!("{goal} {:.2}M", target_min / 1e6),
+            run.frames_per_sec,
+            run.frame_us_p50,
+            run.frame_us_p99
         ));
     }
     out

@@ -3,7 +3,11 @@
 //! synthetic catalogue; runs the peer reservation workload that Redis and PostgreSQL
 //! run in the side-by-side comparison.
 
+pub mod dataset;
+pub mod demo;
 pub mod draws;
+pub mod plot;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod seed;

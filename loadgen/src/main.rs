@@ -7,11 +7,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use promesa_client::Client;
 use promesa_client::{ClientConfig, STREAMS_DEFAULT, TIMEOUT_MS_DEFAULT};
+use promesa_loadgen::dataset::{Dataset, Source};
+use promesa_loadgen::demo::{DemoPlan, demo};
 use promesa_loadgen::draws::Distribution;
+use promesa_loadgen::replay::{Fates, ReplayPlan, load_network, replay};
 use promesa_loadgen::report::Operation;
 use promesa_loadgen::run::{RunPlan, run};
 use promesa_loadgen::seed::{SeedPlan, seed};
+use promesa_protocol::limits::ROUTE_LINES_MAX;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -41,6 +46,9 @@ struct Connection {
     /// Token [env: PROMESA_TOKEN].
     #[arg(long, global = true)]
     token: Option<String>,
+    /// Name the server's certificate must carry [default: localhost].
+    #[arg(long, global = true, value_name = "NAME")]
+    server_name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -59,6 +67,105 @@ enum Command {
     },
     /// Drives a mix of requests, closed-loop, and reports throughput and latency.
     Run(Box<RunArguments>),
+    /// Loads a network and its stock, then replays real orders as routed reserves in
+    /// time order, with confirms, fulfils, cancels and expiries, and reports fill rate,
+    /// splits, distances, backorders and latency.
+    Replay(Box<ReplayArguments>),
+    /// Starts a server in this process, replays the bundled real marketplace orders
+    /// through it, restarts it from its snapshot and log, checks that the state is the
+    /// same and that nothing is oversold, and reports. Needs no other set-up.
+    Demo(Box<DemoArguments>),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SourceName {
+    /// The bundled Olist extract, or with --data an extract folder (orders.csv,
+    /// locations.csv, stock.csv).
+    Extract,
+    /// The full Olist order-item table in DATA/olist (112,650 items).
+    Olist,
+    /// The UCI Online Retail invoices in DATA/online_retail (541,909 lines).
+    OnlineRetail,
+}
+
+#[derive(Args)]
+struct ReplayArguments {
+    /// The orders to replay.
+    #[arg(long, value_enum, default_value = "extract")]
+    source: SourceName,
+    /// The data folder: for `olist` and `online-retail`, the folder holding `olist/`
+    /// and `online_retail/`; for `extract`, an extract folder (default: the bundled one).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Data seconds per second of replay (86400 plays a day per second); without it
+    /// orders go as fast as the server answers.
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Replay only the first N orders.
+    #[arg(long, value_name = "N")]
+    orders: Option<usize>,
+    /// Skip loading the network and stock (already loaded by an earlier replay).
+    #[arg(long)]
+    no_load: bool,
+    /// Connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Orders in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Time-to-live of holds, in seconds.
+    #[arg(long, default_value_t = 1_800)]
+    ttl_secs: u64,
+    /// Time-to-live of the holds left to expire, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    expire_ttl_ms: u64,
+    /// Percent of orders confirmed (and left allocated).
+    #[arg(long, default_value_t = 35)]
+    confirm_pct: u32,
+    /// Percent of orders confirmed and fulfilled.
+    #[arg(long, default_value_t = 25)]
+    fulfil_pct: u32,
+    /// Percent of orders cancelled (released).
+    #[arg(long, default_value_t = 15)]
+    cancel_pct: u32,
+    /// Percent of orders abandoned and left to expire; the rest stay held.
+    #[arg(long, default_value_t = 10)]
+    expire_pct: u32,
+    /// Shipments an order may split into (1 to 8).
+    #[arg(long, default_value_t = 3)]
+    max_shipments: u32,
+    /// Let lines no location has in stock be backordered against inbound supply.
+    #[arg(long)]
+    backorder: bool,
+    /// Seed of the fates and of the synthetic customers.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Prefix of the reservation ids.
+    #[arg(long, default_value = "replay-")]
+    id_prefix: String,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArguments {
+    /// Folder for the server's data and the report (default: a new folder under the
+    /// system's temporary folder).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Replay only the first N orders.
+    #[arg(long, value_name = "N")]
+    orders: Option<usize>,
+    /// Connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Orders in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Seed of the fates.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -83,8 +190,12 @@ struct RunArguments {
     /// The workload.
     #[arg(long, value_enum, default_value = "mix")]
     workload: Workload,
-    /// Operations and weights, as NAME=WEIGHT,...: availability, reserve, confirm,
-    /// release, fulfil. Confirm, release and fulfil take reservations this run made.
+    /// Operations and weights, as NAME=WEIGHT,...: availability, reserve, routed,
+    /// confirm, release, fulfil. Routed is a routed reserve of --lines lines to a point
+    /// near the seeded locations, at the lowest cost in at most 3 shipments, holding
+    /// what it can. Confirm, release and fulfil take reservations this run made, and
+    /// make a reserve (a routed one if the mix has routed and no reserve) when none is
+    /// left.
     #[arg(long, default_value = "reserve=50,confirm=20,release=30")]
     mix: String,
     /// SKUs SKU-0.. to draw from, as seeded.
@@ -96,7 +207,7 @@ struct RunArguments {
     /// The distribution SKUs are drawn from.
     #[arg(long = "dist", value_enum, default_value = "uniform")]
     distribution: DistributionName,
-    /// Lines per reserve.
+    /// Lines per reserve and per routed reserve.
     #[arg(long, default_value_t = 1)]
     lines: u32,
     /// Units per line, as LOW..HIGH.
@@ -137,10 +248,14 @@ struct RunArguments {
     /// text format, to this file.
     #[arg(long, value_name = "FILE")]
     hgrm: Option<PathBuf>,
-    /// Write one JSON line per acknowledged change (reservation id, operation, outcome)
-    /// to this file, for checking a recovered server against it.
+    /// Write one JSON line per acknowledged change (request id, reservation id,
+    /// operation, outcome) to this file, for checking a recovered server against it.
     #[arg(long, value_name = "FILE")]
     ack_log: Option<PathBuf>,
+    /// Draw the p50, p99 and p99.9 latency and the throughput of each second of the
+    /// run, warm-up shaded, as an SVG file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -155,10 +270,15 @@ fn main() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> Result<(), String> {
-    let config = client_config(&cli.connection)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|error| error.to_string())?;
+    if let Command::Demo(arguments) = &cli.command {
+        return run_demo(&runtime, arguments);
+    }
+    let config = client_config(&cli.connection)?;
     match cli.command {
+        Command::Demo(_) => unreachable!("the demo returned above"),
+        Command::Replay(arguments) => run_replay(&runtime, &config, &arguments),
         Command::Seed { skus, locations, on_hand } => {
             let plan = SeedPlan { skus, locations, on_hand, rows_per_request: 10_000, progress: true };
             let positions = runtime.block_on(seed(&config, &plan))?;
@@ -178,6 +298,13 @@ fn execute(cli: Cli) -> Result<(), String> {
                 let text = serde_json::to_string_pretty(&report).expect("the report serializes");
                 std::fs::write(&path, text + "\n")
                     .map_err(|error| format!("failed to write {}: {error}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            if let Some(path) = arguments.plot {
+                let svg = promesa_loadgen::plot::render_svg(&report.per_second)
+                    .map_err(|error| format!("--plot {}: failed to draw: {error}", path.display()))?;
+                std::fs::write(&path, svg)
+                    .map_err(|error| format!("--plot {}: failed to write: {error}", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
             Ok(())
@@ -201,6 +328,13 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
     positive("batch", arguments.batch as u64)?;
     positive("in-flight", arguments.in_flight as u64)?;
     let peer = matches!(arguments.workload, Workload::Peer);
+    let routed = mix.iter().any(|&(operation, weight)| operation == Operation::Routed && weight > 0);
+    if routed && arguments.lines as usize > ROUTE_LINES_MAX {
+        return Err(format!(
+            "--lines {} is above the maximum of {ROUTE_LINES_MAX} lines of a routed order (routed is in --mix)",
+            arguments.lines
+        ));
+    }
     if let Some(rate) = arguments.rate
         && !(rate.is_finite() && rate > 0.0)
     {
@@ -238,13 +372,107 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
     })
 }
 
+/// Runs the demo and prints its report; fails when a check failed.
+fn run_demo(runtime: &tokio::runtime::Runtime, arguments: &DemoArguments) -> Result<(), String> {
+    let plan = DemoPlan {
+        folder: arguments.dir.clone(),
+        orders_max: arguments.orders,
+        connections: arguments.connections,
+        in_flight: arguments.in_flight,
+        seed: arguments.seed,
+        progress: true,
+    };
+    let report = runtime.block_on(demo(&plan))?;
+    println!();
+    print!("{}", report.text());
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(format!("a check failed; the report is in {}", report.folder.join("report.json").display()))
+    }
+}
+
+/// Loads the network (unless told not to), replays the orders and prints the report.
+fn run_replay(
+    runtime: &tokio::runtime::Runtime,
+    config: &ClientConfig,
+    arguments: &ReplayArguments,
+) -> Result<(), String> {
+    let source = match (arguments.source, &arguments.data) {
+        (SourceName::Extract, None) => Source::Bundled,
+        (SourceName::Extract, Some(folder)) => Source::Extract(folder.clone()),
+        (SourceName::Olist, Some(folder)) => Source::OlistItems(folder.clone()),
+        (SourceName::OnlineRetail, Some(folder)) => Source::OnlineRetail(folder.clone()),
+        (SourceName::Olist | SourceName::OnlineRetail, None) => {
+            return Err("--source olist and online-retail read a data folder: pass --data DIR".to_owned());
+        }
+    };
+    if !(1..=8).contains(&arguments.max_shipments) {
+        return Err(format!("--max-shipments {} is out of range; it must be 1 to 8", arguments.max_shipments));
+    }
+    let started = std::time::Instant::now();
+    let dataset = std::sync::Arc::new(Dataset::load(&source, arguments.seed)?);
+    eprintln!(
+        "read {} in {:.1} s: {} locations, {} stock rows",
+        dataset.title,
+        started.elapsed().as_secs_f64(),
+        dataset.sites.len(),
+        dataset.stock.len()
+    );
+    let plan = ReplayPlan {
+        connections: arguments.connections,
+        in_flight: arguments.in_flight,
+        speed: arguments.speed,
+        ttl_ms: arguments.ttl_secs * 1_000,
+        expire_ttl_ms: arguments.expire_ttl_ms,
+        fates: Fates {
+            confirm_pct: arguments.confirm_pct,
+            fulfil_pct: arguments.fulfil_pct,
+            cancel_pct: arguments.cancel_pct,
+            expire_pct: arguments.expire_pct,
+        },
+        max_shipments: arguments.max_shipments,
+        allow_backorder: arguments.backorder,
+        seed: arguments.seed,
+        orders_max: arguments.orders,
+        id_prefix: arguments.id_prefix.clone(),
+        progress: true,
+    };
+    plan.fates.check()?;
+    let report = runtime.block_on(async {
+        if !arguments.no_load {
+            let client = Client::connect(config).await.map_err(|error| error.to_string())?;
+            let import_id = format!("replay-network-{}", std::process::id());
+            let loaded = load_network(&client, &dataset, &import_id).await?;
+            eprintln!(
+                "loaded {} locations and {} stock rows in {:.1} s",
+                loaded.locations, loaded.positions, loaded.elapsed_secs
+            );
+            client.close().await;
+        }
+        replay(config, std::sync::Arc::clone(&dataset), &plan).await
+    })?;
+    println!("{}", report.dataset);
+    for note in &report.notes {
+        println!("{:<12}{note}", "data");
+    }
+    print!("{}", report.text());
+    if let Some(path) = &arguments.json {
+        let text = serde_json::to_string_pretty(&report).expect("the report serializes");
+        std::fs::write(path, text + "\n").map_err(|error| format!("failed to write {}: {error}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// Parses `NAME=WEIGHT,...`.
 fn parse_mix(text: &str) -> Result<Vec<(Operation, u32)>, String> {
     let mut mix = Vec::new();
     for part in text.split(',') {
         let (name, weight) = part.split_once('=').ok_or_else(|| format!("--mix part {part:?} is not NAME=WEIGHT"))?;
         let operation = Operation::from_name(name.trim()).ok_or_else(|| {
-            format!("--mix operation {name:?} is not one of availability, reserve, confirm, release, fulfil")
+            let names: Vec<&str> = Operation::ALL.iter().map(|operation| operation.name()).collect();
+            format!("--mix operation {name:?} is not one of {}", names.join(", "))
         })?;
         let weight: u32 =
             weight.trim().parse().map_err(|_| format!("--mix weight {weight:?} of {name} is not a whole number"))?;
@@ -278,6 +506,9 @@ fn client_config(connection: &Connection) -> Result<ClientConfig, String> {
         if let Some(token) = &connection.token {
             config.token.clone_from(token);
         }
+        if let Some(name) = &connection.server_name {
+            config.server_name.clone_from(name);
+        }
         return Ok(config);
     }
     let ca = connection.ca.clone().or_else(|| std::env::var_os("PROMESA_CA").map(PathBuf::from)).ok_or(
@@ -289,7 +520,7 @@ fn client_config(connection: &Connection) -> Result<ClientConfig, String> {
         )?;
     Ok(ClientConfig {
         addr,
-        server_name: "localhost".to_owned(),
+        server_name: connection.server_name.clone().unwrap_or_else(|| "localhost".to_owned()),
         ca,
         token,
         streams: STREAMS_DEFAULT,

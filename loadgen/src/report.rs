@@ -1,5 +1,6 @@
 //! Measurements of a run: per operation, the count, refusals, errors by code and a
-//! latency histogram, rendered as a table and as JSON.
+//! latency histogram, rendered as a table and as JSON, and the same figures for each
+//! second of the run.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,9 @@ pub enum Operation {
     Availability,
     /// A reserve of one or more lines.
     Reserve,
+    /// A routed reserve: an order of one or more lines to a destination, planned and
+    /// held by the server.
+    Routed,
     /// Confirm every held unit of a reservation this worker made.
     Confirm,
     /// Release every unit of a reservation this worker made.
@@ -27,14 +31,21 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, in report order.
-    pub const ALL: [Operation; 5] =
-        [Operation::Availability, Operation::Reserve, Operation::Confirm, Operation::Release, Operation::Fulfil];
+    pub const ALL: [Operation; 6] = [
+        Operation::Availability,
+        Operation::Reserve,
+        Operation::Routed,
+        Operation::Confirm,
+        Operation::Release,
+        Operation::Fulfil,
+    ];
 
     /// Returns the name used in `--mix` and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Operation::Availability => "availability",
             Operation::Reserve => "reserve",
+            Operation::Routed => "routed",
             Operation::Confirm => "confirm",
             Operation::Release => "release",
             Operation::Fulfil => "fulfil",
@@ -52,7 +63,7 @@ impl Operation {
 pub struct Tally {
     /// Requests answered.
     pub count: u64,
-    /// Reserves that held no unit (not enough ATP).
+    /// Reserves and routed reserves that held no unit (not enough ATP).
     pub refused: u64,
     /// Error responses by code name.
     pub errors: BTreeMap<String, u64>,
@@ -128,7 +139,7 @@ pub struct Figures {
     pub count: u64,
     /// Responses per second.
     pub ops_per_sec: f64,
-    /// Reserves that held nothing.
+    /// Reserves and routed reserves that held nothing.
     pub refused: u64,
     /// Error responses.
     pub errors: u64,
@@ -136,6 +147,22 @@ pub struct Figures {
     pub errors_by_code: BTreeMap<String, u64>,
     /// Latency percentiles.
     pub latency_us: Percentiles,
+}
+
+/// The figures of about one second of a run, warm-up included: the per-second series
+/// behind `--plot`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Second {
+    /// Start of the interval, in seconds from the start of the run.
+    pub start_secs: f64,
+    /// End of the interval: about one second after the start, less for the last one.
+    pub end_secs: f64,
+    /// The interval started before the warm-up ended, so its responses may be missing
+    /// from the report's other figures.
+    pub warmup: bool,
+    /// Every response of the interval, over its length.
+    #[serde(flatten)]
+    pub figures: Figures,
 }
 
 /// The whole report, written with `--json`.
@@ -149,6 +176,8 @@ pub struct Report {
     pub total: Figures,
     /// Per operation that ran.
     pub operations: BTreeMap<String, Figures>,
+    /// Every operation together, per second of the run, warm-up included.
+    pub per_second: Vec<Second>,
     /// Every request's latency together, for `--hgrm`.
     #[serde(skip)]
     pub total_latency_us: Histogram<u64>,
@@ -163,7 +192,14 @@ impl Report {
             total.add(tally);
             operations.insert(operation.name().to_owned(), tally.figures(secs));
         }
-        Report { settings, secs, total: total.figures(secs), operations, total_latency_us: total.latency_us }
+        Report {
+            settings,
+            secs,
+            total: total.figures(secs),
+            operations,
+            per_second: Vec::new(),
+            total_latency_us: total.latency_us,
+        }
     }
 
     /// Renders the latency distribution of every request in HdrHistogram's
