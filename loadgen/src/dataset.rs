@@ -6,7 +6,7 @@
 //! folder, `Source::OlistItems` reads the full Olist order-item table and
 //! `Source::OnlineRetail` the UCI Online Retail invoices. The full Olist table has no
 //! order-to-customer link for most orders: those orders get a customer drawn from the
-//! real customer table, and the dataset says how many were paired that way.
+//! real customer table, and the dataset's notes count the orders paired that way.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -658,7 +658,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn local_times_count_seconds_from_1970() {
+    fn local_secs_counts_from_1970() {
         assert_eq!(local_secs("1970-01-01 00:00"), Some(0));
         assert_eq!(local_secs("2016-09-04 21:15"), Some(1_473_023_700));
         assert_eq!(local_secs("2011-12-09 12:50:00"), Some(1_323_435_000));
@@ -668,7 +668,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bundled_extract_loads_in_time_order() {
+    fn bundled_extract_loads_in_time_order() {
         let dataset = Dataset::load(&Source::Bundled, 1).unwrap();
         assert_eq!((dataset.orders.len(), dataset.sites.len()), (9_894, 1_638));
         assert_eq!(dataset.stock.len(), 11_671);

@@ -1,7 +1,8 @@
-//! The demo: a real server in this process on a free loopback port with a data folder
-//! of its own, the bundled Olist network and stock, inbound receipts at one centre, the
-//! bundled orders replayed with routing over QUIC, then a restart from the snapshot
-//! and the log, a comparison of the state before and after, and an oversell check.
+//! The demo. A real server runs in this process on a free loopback port, with a data
+//! folder of its own. It gets the bundled Olist network and stock, inbound receipts at
+//! one centre, and the bundled orders as routed reserves over QUIC. Then it restarts
+//! from its snapshot and log, and the demo compares the state before and after the
+//! restart and checks that nothing is oversold.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
-//! Replays a dataset's orders against a server: loads the network and its stock, then
-//! sends each order, in time order, as a routed reserve to its destination, and follows
-//! a share of them with a confirm (and a fulfil), a cancel, or a short hold left to
-//! expire. Reports fill rate, splits, distances, backorders and latency.
+//! Replays a dataset's orders against a server. The network and its stock load first.
+//! Then each order goes, in time order, as a routed reserve to its destination, and a
+//! share of them is followed by a confirm (and a fulfil), a cancel, or a short hold left
+//! to expire. The report gives fill rate, splits, distances, backorders and latency.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -20,9 +20,9 @@ use crate::dataset::Dataset;
 use crate::draws::Draws;
 use crate::report::{Figures, Tally};
 
-/// Orders in flight per connection at most.
+/// Maximum orders in flight per connection.
 pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 1_024;
-/// Connections at most.
+/// Maximum connections.
 pub const CONNECTIONS_MAX: usize = 64;
 
 /// What happens to an order after its routed reserve holds it.
@@ -758,7 +758,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fates_take_their_shares_and_do_not_depend_on_the_sender() {
+    fn fates_draw_shares_per_order_index() {
         let fates = Fates { confirm_pct: 40, fulfil_pct: 20, cancel_pct: 15, expire_pct: 10 };
         let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
         for index in 0..10_000 {
@@ -779,7 +779,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_are_grouped_by_thousands() {
+    fn grouped_counts_use_commas() {
         let cases = [(0, "0"), (999, "999"), (1_000, "1,000"), (98_402, "98,402"), (5_657_681, "5,657,681")];
         for (count, text) in cases {
             assert_eq!(grouped(count), text);
@@ -787,7 +787,7 @@ mod tests {
     }
 
     #[test]
-    fn fate_shares_over_100_percent_are_refused() {
+    fn fates_over_100_percent_rejected() {
         let fates = Fates { confirm_pct: 60, fulfil_pct: 30, cancel_pct: 15, expire_pct: 0 };
         assert_eq!(
             fates.check().unwrap_err(),

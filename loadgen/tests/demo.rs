@@ -1,6 +1,6 @@
-//! The demo and the replay against real servers on loopback: a short demo run with its
-//! restart, comparison and oversell check, and replays of the full Olist item table and
-//! the UCI invoices when the data folder is given in `PROMESA_DATA_DIR`.
+//! The demo and the replay against real servers on loopback. A short demo runs with its
+//! restart, comparison and oversell check. With the data folder in `PROMESA_DATA_DIR`,
+//! the full Olist item table and the UCI invoices are replayed too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn a_short_demo_recovers_the_same_state_and_oversells_nothing() {
+fn demo_short_run_recovers_same_state() {
     let folder = tempfile::tempdir().unwrap();
     let plan = DemoPlan {
         folder: Some(folder.path().to_owned()),
@@ -54,7 +54,7 @@ fn a_short_demo_recovers_the_same_state_and_oversells_nothing() {
 }
 
 #[test]
-fn a_malformed_extract_is_refused_with_its_line() {
+fn extract_malformed_rows_named_by_line() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("locations.csv"), "code,kind,lat,lon,methods\nW1,warehouse,19.4,-99.1,ship\n")
         .unwrap();
@@ -129,7 +129,7 @@ fn data_dir() -> Option<PathBuf> {
 }
 
 #[test]
-fn the_full_olist_item_table_replays_with_synthetic_customers_labelled() {
+fn replay_olist_items_labels_synthetic_customers() {
     let Some(data) = data_dir() else { return };
     let (dataset, report) = replay_from_data(Source::OlistItems(data), 2_000);
     assert!(dataset.orders.len() > 98_000, "{} orders", dataset.orders.len());
@@ -144,7 +144,7 @@ fn the_full_olist_item_table_replays_with_synthetic_customers_labelled() {
 }
 
 #[test]
-fn the_uci_invoices_replay_with_long_invoices_split() {
+fn replay_uci_invoices_splits_long_ones() {
     let Some(data) = data_dir() else { return };
     let (dataset, report) = replay_from_data(Source::OnlineRetail(data), 2_000);
     assert!(dataset.orders.len() > 20_000, "{} orders", dataset.orders.len());
