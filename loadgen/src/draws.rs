@@ -6,6 +6,10 @@
 //! - zipf (exponent 1): rank `k = floor(N^(u / 2^30))`, SKU `k - 1`, so the SKU of rank
 //!   k is drawn with probability about 1/k; with N = 100,000 SKU 0 takes about 6% of
 //!   the draws and the top 1% of SKUs about 60%.
+//! - zipf with another exponent s: rank `k = floor((1 + f (N^(1-s) - 1))^(1/(1-s)))`
+//!   with `f = u / 2^30`, the inverse of the continuous power law `x^-s` on `[1, N)`, so
+//!   the rank k is drawn with probability about `k^-s`; as s tends to 1 it tends to
+//!   the exponent-1 draw.
 
 /// The range of `u`.
 pub const DRAW_RANGE: u64 = 1 << 30;
@@ -46,9 +50,18 @@ impl Draws {
         ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
     }
 
-    /// Draws a SKU index in `0..skus` (`skus` > 0).
+    /// Draws a SKU index in `0..skus` (`skus` > 0), Zipf with exponent 1.
     pub fn sku(&mut self, distribution: Distribution, skus: u64) -> u64 {
         sku_for(distribution, skus, self.below(DRAW_RANGE))
+    }
+
+    /// Draws a SKU index in `0..skus` (`skus` > 0), Zipf with exponent `exponent` (> 0).
+    pub fn sku_with_exponent(&mut self, distribution: Distribution, skus: u64, exponent: f64) -> u64 {
+        let u = self.below(DRAW_RANGE);
+        match distribution {
+            Distribution::Zipf if exponent != 1.0 => zipf_sku(skus, u, exponent),
+            _ => sku_for(distribution, skus, u),
+        }
     }
 
     /// Draws a quantity in `low..=high`.
@@ -65,6 +78,15 @@ pub fn sku_for(distribution: Distribution, skus: u64, u: u64) -> u64 {
         Distribution::Zipf => ((skus as f64).powf(fraction) as u64).saturating_sub(1),
     };
     sku.min(skus - 1)
+}
+
+/// Returns the SKU a draw `u` in `[0, 2^30)` picks from a Zipf distribution of exponent
+/// `exponent` other than 1.
+pub fn zipf_sku(skus: u64, u: u64, exponent: f64) -> u64 {
+    let fraction = u as f64 / DRAW_RANGE as f64;
+    let power = 1.0 - exponent;
+    let rank = (1.0 + fraction * ((skus as f64).powf(power) - 1.0)).powf(1.0 / power);
+    (rank as u64).saturating_sub(1).min(skus - 1)
 }
 
 #[cfg(test)]
@@ -106,6 +128,30 @@ mod tests {
         assert_eq!(sku_for(Distribution::Zipf, skus, 0), 0);
         // As in the peer workload, the last SKU is never drawn: N^(u / 2^30) stays below N.
         assert_eq!(sku_for(Distribution::Zipf, skus, DRAW_RANGE - 1), skus - 2);
+    }
+
+    #[test]
+    fn zipf_exponent_sets_the_head_share() {
+        // The continuous law gives the first SKU (ranks 1 to 2) a share of
+        // (2^(1-s) - 1) / (N^(1-s) - 1): 50% for s = 2 and 1.35% for s = 0.5, N = 1,000.
+        let skus = 1_000;
+        let mut draws = Draws::new(5);
+        let total = 100_000;
+        let mut first = [0u32; 3];
+        for (slot, exponent) in [0.5, 1.0, 2.0].into_iter().enumerate() {
+            for _ in 0..total {
+                let sku = draws.sku_with_exponent(Distribution::Zipf, skus, exponent);
+                assert!(sku < skus);
+                first[slot] += u32::from(sku == 0);
+            }
+        }
+        let share = |count: u32| f64::from(count) / f64::from(total);
+        assert!(share(first[0]) < share(first[1]), "{first:?}");
+        assert!(share(first[1]) < share(first[2]), "{first:?}");
+        assert!((0.48..0.52).contains(&share(first[2])), "{}", share(first[2]));
+        assert!((0.012..0.016).contains(&share(first[0])), "{}", share(first[0]));
+        assert_eq!(zipf_sku(skus, 0, 2.0), 0);
+        assert_eq!(zipf_sku(skus, DRAW_RANGE - 1, 0.5), skus - 2);
     }
 
     #[test]

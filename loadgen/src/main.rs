@@ -18,6 +18,11 @@ use promesa_loadgen::run::{RunPlan, run};
 use promesa_loadgen::seed::{SeedPlan, seed};
 use promesa_protocol::limits::ROUTE_LINES_MAX;
 
+/// Largest Zipf exponent a run takes; past it nearly every draw is the first SKU.
+const ZIPF_EXPONENT_MAX: f64 = 10.0;
+/// Longest duration `--ttl` and `--duration` take, in seconds (30 days).
+const DURATION_SECS_MAX: f64 = 30.0 * 24.0 * 3_600.0;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -207,6 +212,10 @@ struct RunArguments {
     /// The distribution SKUs are drawn from.
     #[arg(long = "dist", value_enum, default_value = "uniform")]
     distribution: DistributionName,
+    /// The exponent s of the Zipf distribution: the SKU of rank k is drawn with
+    /// probability about k^-s (1 is the peer workload's draw).
+    #[arg(long, default_value_t = 1.0, value_name = "S")]
+    zipf_exponent: f64,
     /// Lines per reserve and per routed reserve.
     #[arg(long, default_value_t = 1)]
     lines: u32,
@@ -216,6 +225,10 @@ struct RunArguments {
     /// Time-to-live of each hold, in seconds.
     #[arg(long, default_value_t = 600)]
     ttl_secs: u64,
+    /// Time-to-live of each hold with a unit, such as 600s, 10m or 1500ms; replaces
+    /// --ttl-secs.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "ttl_secs", value_name = "DURATION")]
+    ttl: Option<Duration>,
     /// Connections.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -228,6 +241,9 @@ struct RunArguments {
     /// Seconds to run, warm-up included.
     #[arg(long, default_value_t = 10.0)]
     duration_secs: f64,
+    /// Time to run with a unit, such as 30s or 2m; replaces --duration-secs.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "duration_secs", value_name = "DURATION")]
+    duration: Option<Duration>,
     /// Stop after this many requests instead of after --duration-secs.
     #[arg(long)]
     requests: Option<u64>,
@@ -328,6 +344,19 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
     positive("batch", arguments.batch as u64)?;
     positive("in-flight", arguments.in_flight as u64)?;
     let peer = matches!(arguments.workload, Workload::Peer);
+    let exponent = arguments.zipf_exponent;
+    if !(exponent.is_finite() && exponent > 0.0 && exponent <= ZIPF_EXPONENT_MAX) {
+        return Err(format!(
+            "--zipf-exponent {exponent} is out of range; it must be above 0 and at most {ZIPF_EXPONENT_MAX}"
+        ));
+    }
+    if peer && exponent != 1.0 {
+        return Err(format!("--zipf-exponent {exponent} does not apply to --workload peer, whose Zipf exponent is 1"));
+    }
+    let duration_secs = arguments.duration.map_or(arguments.duration_secs, |duration| duration.as_secs_f64());
+    if !(duration_secs.is_finite() && duration_secs > 0.0) {
+        return Err(format!("the run's duration {duration_secs} s is not a positive number of seconds"));
+    }
     let routed = mix.iter().any(|&(operation, weight)| operation == Operation::Routed && weight > 0);
     if routed && arguments.lines as usize > ROUTE_LINES_MAX {
         return Err(format!(
@@ -356,13 +385,14 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
             DistributionName::Uniform => Distribution::Uniform,
             DistributionName::Zipf => Distribution::Zipf,
         },
+        zipf_exponent: exponent,
         lines: if peer { 1 } else { arguments.lines },
         quantity: if peer { (1, 5) } else { quantity },
-        ttl_ms: arguments.ttl_secs * 1_000,
+        ttl_ms: arguments.ttl.map_or(arguments.ttl_secs * 1_000, |ttl| ttl.as_millis() as u64),
         connections: arguments.connections,
         batch: arguments.batch,
         in_flight: arguments.in_flight,
-        duration: arguments.requests.is_none().then(|| Duration::from_secs_f64(arguments.duration_secs)),
+        duration: arguments.requests.is_none().then(|| Duration::from_secs_f64(duration_secs)),
         requests: arguments.requests,
         warmup: Duration::from_secs_f64(arguments.warmup_secs),
         seed: arguments.seed,
@@ -465,6 +495,27 @@ fn run_replay(
     Ok(())
 }
 
+/// Parses a duration with a unit: `ms`, `s`, `m` or `h`, such as `600s` or `1.5m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|character: char| character.is_ascii_alphabetic()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale_secs = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3_600.0,
+        "" => return Err(format!("{text:?} has no unit; write it as 600s, 10m, 1h or 1500ms")),
+        _ => return Err(format!("{text:?} has the unit {unit:?}; the units are ms, s, m and h")),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a number with a unit such as 600s"))?;
+    let secs = value * scale_secs;
+    if !(secs.is_finite() && (0.0..=DURATION_SECS_MAX).contains(&secs)) {
+        return Err(format!("{text:?} is out of range; it must be 0 to {DURATION_SECS_MAX} seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// Parses `NAME=WEIGHT,...`.
 fn parse_mix(text: &str) -> Result<Vec<(Operation, u32)>, String> {
     let mut mix = Vec::new();
@@ -526,4 +577,21 @@ fn client_config(connection: &Connection) -> Result<ClientConfig, String> {
         streams: STREAMS_DEFAULT,
         timeout_ms: TIMEOUT_MS_DEFAULT,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_duration_takes_units() {
+        assert_eq!(parse_duration("600s"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1_500)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("30").unwrap_err(), "\"30\" has no unit; write it as 600s, 10m, 1h or 1500ms");
+        assert_eq!(parse_duration("3d").unwrap_err(), "\"3d\" has the unit \"d\"; the units are ms, s, m and h");
+        assert_eq!(parse_duration("1.2.3s").unwrap_err(), "\"1.2.3s\" is not a number with a unit such as 600s");
+        assert!(parse_duration("-1s").unwrap_err().contains("out of range"));
+    }
 }

@@ -48,6 +48,8 @@ pub struct RunPlan {
     pub locations: u64,
     /// The distribution SKUs are drawn from.
     pub distribution: Distribution,
+    /// The exponent of the Zipf distribution; 1 is the peer workload's.
+    pub zipf_exponent: f64,
     /// Lines per reserve and per routed reserve.
     pub lines: u32,
     /// Units per line, lowest and highest.
@@ -285,7 +287,7 @@ async fn worker(
             next_id += 1;
             let request = match (operation, reservation) {
                 (Operation::Availability, _) => {
-                    let sku = draws.sku(plan.distribution, plan.skus);
+                    let sku = draws.sku_with_exponent(plan.distribution, plan.skus, plan.zipf_exponent);
                     let location = draws.below(plan.locations);
                     Request::Availability {
                         sku: format!("SKU-{sku}"),
@@ -298,7 +300,10 @@ async fn worker(
                     channel: None,
                     lines: (0..plan.lines)
                         .map(|_| ReserveLine {
-                            sku: format!("SKU-{}", draws.sku(plan.distribution, plan.skus)),
+                            sku: format!(
+                                "SKU-{}",
+                                draws.sku_with_exponent(plan.distribution, plan.skus, plan.zipf_exponent)
+                            ),
                             location: format!("L-{}", draws.below(plan.locations)),
                             quantity: draws.quantity(plan.quantity.0, plan.quantity.1),
                         })
@@ -411,7 +416,7 @@ async fn worker(
 fn route_order(plan: &RunPlan, destinations: &DestinationBox, draws: &mut Draws) -> RouteOrder {
     let lines = (0..plan.lines)
         .map(|_| RouteLine {
-            sku: format!("SKU-{}", draws.sku(plan.distribution, plan.skus)),
+            sku: format!("SKU-{}", draws.sku_with_exponent(plan.distribution, plan.skus, plan.zipf_exponent)),
             quantity: draws.quantity(plan.quantity.0, plan.quantity.1),
         })
         .collect();

@@ -36,6 +36,7 @@ fn plan(mix: Vec<(Operation, u32)>, requests: u64) -> RunPlan {
         skus: 40,
         locations: 2,
         distribution: Distribution::Zipf,
+        zipf_exponent: 1.0,
         lines: 2,
         quantity: (1, 5),
         ttl_ms: 600_000,
