@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// Bytes in a mebibyte.
+const MIB: f64 = 1_048_576.0;
+
 /// Maximum latency a histogram records, in microseconds. Longer ones count as this.
 pub const LATENCY_US_MAX: u64 = 60_000_000;
 
@@ -181,6 +184,40 @@ pub struct Report {
     /// Every request's latency together, for `--hgrm`.
     #[serde(skip)]
     pub total_latency_us: Histogram<u64>,
+    /// The server's memory and open reservations before and after the run, when it
+    /// reports them.
+    pub server_memory: Option<ServerMemory>,
+}
+
+/// The server's resident memory and open reservations around a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerMemory {
+    /// Resident bytes of the server process before the run.
+    pub resident_bytes_before: u64,
+    /// Resident bytes after the run.
+    pub resident_bytes_after: u64,
+    /// Open reservations before the run.
+    pub open_reservations_before: u64,
+    /// Open reservations after the run.
+    pub open_reservations_after: u64,
+    /// Growth of resident memory per reservation opened during the run (and still
+    /// open); `None` when the run left no more open reservations than it found.
+    pub bytes_per_open_reservation: Option<f64>,
+}
+
+impl ServerMemory {
+    /// Computes the growth from the two readings.
+    pub fn new(before: (u64, u64), after: (u64, u64)) -> ServerMemory {
+        let opened = after.1.saturating_sub(before.1);
+        let grown = after.0 as f64 - before.0 as f64;
+        ServerMemory {
+            resident_bytes_before: before.0,
+            resident_bytes_after: after.0,
+            open_reservations_before: before.1,
+            open_reservations_after: after.1,
+            bytes_per_open_reservation: (opened > 0).then(|| grown / opened as f64),
+        }
+    }
 }
 
 impl Report {
@@ -199,6 +236,7 @@ impl Report {
             operations,
             per_second: Vec::new(),
             total_latency_us: total.latency_us,
+            server_memory: None,
         }
     }
 
@@ -255,6 +293,19 @@ impl Report {
             for (code, count) in &figures.errors_by_code {
                 out.push_str(&format!("{:<13}   {count} × {code}\n", ""));
             }
+        }
+        if let Some(memory) = &self.server_memory {
+            out.push_str(&format!(
+                "server: {} -> {} open reservations, resident memory {:.1} -> {:.1} MiB",
+                memory.open_reservations_before,
+                memory.open_reservations_after,
+                memory.resident_bytes_before as f64 / MIB,
+                memory.resident_bytes_after as f64 / MIB,
+            ));
+            if let Some(bytes) = memory.bytes_per_open_reservation {
+                out.push_str(&format!(", {bytes:.0} bytes per reservation opened"));
+            }
+            out.push('\n');
         }
         out
     }

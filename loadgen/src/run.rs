@@ -16,7 +16,7 @@ use promesa_protocol::{
 use serde::Serialize;
 
 use crate::draws::{DRAW_RANGE, Distribution, Draws};
-use crate::report::{Operation, Report, Second, Tally};
+use crate::report::{Operation, Report, Second, ServerMemory, Tally};
 use crate::seed::{DestinationBox, destination_box};
 
 /// Line status code of a line held in full (docs/protocol.md).
@@ -142,6 +142,7 @@ pub async fn run(config: &ClientConfig, plan: &RunPlan) -> Result<Report, Client
     for _ in 0..plan.connections {
         clients.push(Arc::new(Client::connect(config).await?));
     }
+    let memory_before = server_memory(clients.first()).await;
 
     // Reservation ids carry this run's own prefix, so that runs against one server
     // never reuse an id.
@@ -207,6 +208,7 @@ pub async fn run(config: &ClientConfig, plan: &RunPlan) -> Result<Report, Client
             tallies.entry(operation).or_default().add(&tally);
         }
     }
+    let memory_after = server_memory(clients.first()).await;
     for client in clients {
         if let Some(client) = Arc::into_inner(client) {
             client.close().await;
@@ -215,7 +217,18 @@ pub async fn run(config: &ClientConfig, plan: &RunPlan) -> Result<Report, Client
     let settings = serde_json::to_value(plan).expect("the plan serializes");
     let mut report = Report::new(settings, measured_secs, &tallies);
     report.per_second = per_second;
+    report.server_memory = memory_before.zip(memory_after).map(|(before, after)| ServerMemory::new(before, after));
     Ok(report)
+}
+
+/// Reads the server's resident bytes and open reservations; `None` when it does not
+/// report them.
+async fn server_memory(client: Option<&Arc<Client>>) -> Option<(u64, u64)> {
+    let Ok(Response::Stats(figures)) = client?.call_one(Request::Stats).await else {
+        return None;
+    };
+    let figure = |name: &str| figures.iter().find(|figure| figure.name == name).map(|figure| figure.value);
+    figure("process.resident_bytes").zip(figure("open_reservations"))
 }
 
 /// Ends the current entry of the per-second series at `end` and returns it. Also

@@ -121,6 +121,13 @@ fn mixes_and_the_peer_workload_run_against_a_real_server() {
         let report = run(&config, &peer).await.unwrap();
         assert_eq!(report.operations.len(), 1);
         assert_eq!((report.total.count, report.total.refused, report.total.errors), (1_000, 0, 0));
+
+        // The server reports its memory, so the run gives the memory per open reservation.
+        let memory = report.server_memory.as_ref().expect("the server reports its resident memory");
+        assert_eq!(memory.open_reservations_after - memory.open_reservations_before, 1_000);
+        assert!(memory.resident_bytes_after > 0);
+        assert!(memory.bytes_per_open_reservation.is_some());
+        assert!(report.table().contains(" bytes per reservation opened\n"), "{}", report.table());
     });
     stop.send(true).unwrap();
     thread.join().unwrap();

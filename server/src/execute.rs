@@ -572,6 +572,15 @@ impl Executor {
     }
 }
 
+/// Returns the server process's resident memory in bytes, from the `VmRSS` line of
+/// `/proc/self/status` (Linux); `None` elsewhere.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Returns the engine's counters as named figures.
 pub fn engine_figures(engine: &Engine) -> Vec<Figure> {
     let stats = engine.stats();
@@ -590,6 +599,9 @@ pub fn engine_figures(engine: &Engine) -> Vec<Figure> {
         ("holds_expired", stats.holds_expired),
         ("adjustment_ids_kept", stats.adjustment_ids_kept),
     ];
+    if let Some(resident_bytes) = resident_bytes() {
+        figures.push(("process.resident_bytes", resident_bytes));
+    }
     if let Some(log) = engine.log_stats() {
         figures.extend([
             ("log.records", log.records),
