@@ -288,8 +288,9 @@ impl Dataset {
             ),
             utc_offset_minutes: BRAZIL_UTC_OFFSET_MINUTES,
             notes: vec![format!(
-                "network: {sellers} sellers as drop-ship vendors at their zip-prefix points and {} fulfilment \
+                "network: {} sellers as drop-ship vendors at their zip-prefix points and {} fulfilment \
                  centres, stocked by the extract's rule (data/NOTICE)",
+                grouped(sellers as u64),
                 sites.len() - sellers
             )],
             sites,
@@ -436,10 +437,10 @@ fn olist_items(data: &Path, seed: u64) -> Result<Dataset, String> {
                 grouped(orders.len() as u64)
             ),
             "order time: the first item's shipping limit, a few days after the purchase".to_owned(),
-            format!("left out: {unplaced} orders whose customer has no coordinates"),
+            format!("left out: {} orders whose customer has no coordinates", grouped(unplaced as u64)),
             format!(
                 "network: {} sellers as drop-ship vendors and {} fulfilment centres; stock by the extract's rule",
-                located.len(),
+                grouped(located.len() as u64),
                 OLIST_CENTRES.len()
             ),
         ],
@@ -525,8 +526,10 @@ fn online_retail(data: &Path) -> Result<Dataset, String> {
         utc_offset_minutes: 0,
         notes: vec![
             format!(
-                "left out: {cancellations} cancellation lines, {no_units} lines without units, {unplaced} lines of \
-                 country Unspecified"
+                "left out: {} cancellation lines, {} lines without units, {} lines of country Unspecified",
+                grouped(cancellations as u64),
+                grouped(no_units as u64),
+                grouped(unplaced as u64),
             ),
             "destination: the capital of the customer's country (the data has only the country)".to_owned(),
             format!(

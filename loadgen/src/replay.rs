@@ -254,10 +254,10 @@ impl ReplayReport {
         line(
             "orders",
             format!(
-                "{} in {:.1} s, {:.0} orders/s ({} connections x {} in flight{})",
+                "{} in {:.1} s, {} orders/s ({} connections x {} in flight{})",
                 grouped(outcomes.orders),
                 self.elapsed_secs,
-                self.orders_per_sec,
+                grouped(self.orders_per_sec.round() as u64),
                 self.settings.connections,
                 self.settings.in_flight,
                 self.settings.speed.map(|speed| format!(", speed x{speed}")).unwrap_or_default(),
