@@ -18,7 +18,7 @@ use promesa_server::{Recovery, Server, ServerConfig};
 use serde::Serialize;
 
 use crate::dataset::{Dataset, Source};
-use crate::replay::{Fate, Fates, NetworkLoaded, ReplayPlan, ReplayReport, grouped, load_network, replay};
+use crate::replay::{Fate, Fates, NetworkLoaded, ReplayPlan, ReplayReport, grouped, labelled, load_network, replay};
 
 /// Log growth that triggers a snapshot while the demo runs: small, so the restart
 /// loads a snapshot and replays the log written after it.
@@ -118,65 +118,69 @@ impl DemoReport {
     /// The report as text.
     pub fn text(&self) -> String {
         let restart = &self.restart;
-        let mut text = String::new();
-        text.push_str(&format!("Promesa demo: {}\n", self.replay.dataset));
+        let mut text = format!("Promesa demo: {}\n", self.replay.dataset);
         for note in &self.replay.notes {
-            text.push_str(&format!("{:<12}{note}\n", "data"));
+            text.push_str(&labelled("data", note));
         }
-        text.push_str(&format!(
-            "{:<12}{} locations and {} stock rows loaded in {:.2} s; {} inbound receipts of {RECEIPT_UNITS} units at \
-             {RECEIPT_LOCATION} in {RECEIPT_ARRIVAL_DAYS} days, one per ordered SKU no location stocks\n",
+        text.push_str(&labelled(
             "network",
-            grouped(self.network.locations as u64),
-            grouped(self.network.positions),
-            self.network.elapsed_secs,
-            grouped(self.receipts),
+            &format!(
+                "{} locations and {} stock rows loaded in {:.2} s; {} inbound receipts of {RECEIPT_UNITS} units at \
+                 {RECEIPT_LOCATION} in {RECEIPT_ARRIVAL_DAYS} days, one per ordered SKU no location stocks",
+                grouped(self.network.locations as u64),
+                grouped(self.network.positions),
+                self.network.elapsed_secs,
+                grouped(self.receipts),
+            ),
         ));
         text.push_str(&self.replay.text());
-        text.push_str(&format!(
-            "{:<12}{} holds expired on their own before the restart\n",
+        text.push_str(&labelled(
             "expiry",
-            grouped(self.expired)
+            &format!("{} holds expired on their own before the restart", grouped(self.expired)),
         ));
-        text.push_str(&format!(
-            "{:<12}stopped in {:.2} s, started again in {:.2} s (recovery {:.1} ms: snapshot {}, then {} log \
-             records)\n",
+        text.push_str(&labelled(
             "restart",
-            restart.shutdown_secs,
-            restart.start_secs,
-            restart.recovery_ms,
-            restart.snapshot.as_deref().unwrap_or("none"),
-            grouped(restart.records_replayed),
+            &format!(
+                "stopped in {:.2} s, started again in {:.2} s; recovery took {:.1} ms: snapshot {}, then {} log \
+                 records",
+                restart.shutdown_secs,
+                restart.start_secs,
+                restart.recovery_ms,
+                restart.snapshot.as_deref().unwrap_or("none"),
+                grouped(restart.records_replayed),
+            ),
         ));
         if restart.differences.is_empty() {
-            text.push_str(&format!(
-                "{:<12}state after the restart equals the state before: {} reservations, {} positions (holds judged \
-                 at the same instant)\n",
+            text.push_str(&labelled(
                 "recovered",
-                grouped(restart.reservations as u64),
-                grouped(restart.positions as u64),
+                &format!(
+                    "state after the restart equals the state before: {} reservations, {} positions (holds \
+                     judged at the same instant)",
+                    grouped(restart.reservations as u64),
+                    grouped(restart.positions as u64),
+                ),
             ));
         } else {
-            text.push_str(&format!(
-                "{:<12}{} DIFFERENCES after the restart:\n",
-                "RECOVERED",
-                restart.differences.len()
-            ));
+            let count = restart.differences.len();
+            text.push_str(&labelled("RECOVERED", &format!("{count} DIFFERENCES after the restart, the first ones:")));
             for difference in restart.differences.iter().take(10) {
-                text.push_str(&format!("{:<12}  {difference}\n", ""));
+                text.push_str(&labelled("", difference));
             }
         }
-        text.push_str(&format!(
-            "{:<12}{} oversold (units held or allocated beyond on hand, over every position; the server counts {})\n",
-            "oversold", self.oversold_units, self.server_oversold,
+        text.push_str(&labelled(
+            "oversold",
+            &format!(
+                "{} oversold: units held or allocated beyond on hand, over every position (the server counts {})",
+                self.oversold_units, self.server_oversold,
+            ),
         ));
-        text.push_str(&format!(
-            "{:<12}{} (server data, report.json); serve this state again with\n{:<12}cargo run --release -p \
-             promesa-server -- --data-dir {}\n",
+        text.push_str(&labelled(
             "files",
-            self.folder.display(),
+            &format!("{} (server data and report.json); to serve that state again:", self.folder.display()),
+        ));
+        text.push_str(&labelled(
             "",
-            self.folder.join("server").display(),
+            &format!("cargo run --release -p promesa-server -- --data-dir {}", self.folder.join("server").display()),
         ));
         text
     }

@@ -250,7 +250,7 @@ impl ReplayReport {
         let outcomes = &self.outcomes;
         let percent = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
         let mut text = String::new();
-        let mut line = |label: &str, body: String| text.push_str(&format!("{label:<12}{body}\n"));
+        let mut line = |label: &str, body: String| text.push_str(&labelled(label, &body));
         line(
             "orders",
             format!(
@@ -312,7 +312,7 @@ impl ReplayReport {
             line(
                 "latency",
                 format!(
-                    "{name:<15} {:>7} requests  p50 {:>6} us  p99 {:>6} us  p99.9 {:>6} us  max {:>6} us",
+                    "{name:<15}{:>7} requests  p50 {:>5}  p99 {:>5}  p99.9 {:>5}  max {:>5} us",
                     grouped(figures.count),
                     figures.latency_us.p50,
                     figures.latency_us.p99,
@@ -704,6 +704,35 @@ async fn progress_loop(shared: Arc<Shared>, orders: usize, started: Instant) {
     }
 }
 
+/// Width of the label column of a report's lines.
+const LABEL_COLUMNS: usize = 12;
+/// Width a report's lines wrap at.
+const REPORT_COLUMNS: usize = 100;
+
+/// Formats one line of a report: the label in its column, then the body, wrapped at
+/// word boundaries to `REPORT_COLUMNS` with the continuation lines indented.
+pub fn labelled(label: &str, body: &str) -> String {
+    let mut text = format!("{label:<LABEL_COLUMNS$}");
+    let mut column = text.chars().count();
+    let mut first_word = true;
+    for word in body.split(' ') {
+        let width = word.chars().count();
+        if !first_word && column + 1 + width > REPORT_COLUMNS {
+            text.push('\n');
+            text.push_str(&" ".repeat(LABEL_COLUMNS));
+            column = LABEL_COLUMNS;
+        } else if !first_word {
+            text.push(' ');
+            column += 1;
+        }
+        text.push_str(word);
+        column += width;
+        first_word = false;
+    }
+    text.push('\n');
+    text
+}
+
 /// Writes a count with a comma between groups of three digits.
 pub fn grouped(count: u64) -> String {
     let digits = count.to_string();
@@ -776,6 +805,16 @@ mod tests {
                 share(name)
             );
         }
+    }
+
+    #[test]
+    fn labelled_lines_wrap_under_the_body() {
+        assert_eq!(labelled("fill", "all of it"), "fill        all of it\n");
+        let long = "word ".repeat(30);
+        let text = labelled("splits", long.trim());
+        assert!(text.lines().all(|line| line.chars().count() <= REPORT_COLUMNS), "{text}");
+        assert!(text.lines().skip(1).all(|line| line.starts_with("            word")), "{text}");
+        assert_eq!(text.split_whitespace().filter(|word| *word == "word").count(), 30);
     }
 
     #[test]
