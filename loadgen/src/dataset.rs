@@ -206,8 +206,9 @@ impl Dataset {
             }
         }
         self.notes.push(format!(
-            "{long} orders have more than {ROUTE_LINES_MAX} lines, the most a routed order takes: each is sent as \
-             several orders of at most {ROUTE_LINES_MAX} lines"
+            "{} orders have more than {ROUTE_LINES_MAX} lines, the most a routed order takes: each is sent as \
+             several orders of at most {ROUTE_LINES_MAX} lines",
+            grouped(long as u64)
         ));
         self.orders = orders;
     }

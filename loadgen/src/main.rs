@@ -12,7 +12,7 @@ use promesa_client::{ClientConfig, STREAMS_DEFAULT, TIMEOUT_MS_DEFAULT};
 use promesa_loadgen::dataset::{Dataset, Source};
 use promesa_loadgen::demo::{DemoPlan, demo};
 use promesa_loadgen::draws::Distribution;
-use promesa_loadgen::replay::{Fates, ReplayPlan, load_network, replay};
+use promesa_loadgen::replay::{Fates, ReplayPlan, labelled, load_network, replay};
 use promesa_loadgen::report::Operation;
 use promesa_loadgen::run::{RunPlan, run};
 use promesa_loadgen::seed::{SeedPlan, seed};
@@ -484,7 +484,7 @@ fn run_replay(
     })?;
     println!("{}", report.dataset);
     for note in &report.notes {
-        println!("{:<12}{note}", "data");
+        print!("{}", labelled("data", note));
     }
     print!("{}", report.text());
     if let Some(path) = &arguments.json {
