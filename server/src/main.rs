@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use promesa_engine::wal::writer::Durability;
 use promesa_server::server::{
     CONNECTIONS_MAX_DEFAULT, IDLE_TIMEOUT_MS_DEFAULT, IN_FLIGHT_REQUESTS_MAX_DEFAULT, LISTEN_DEFAULT,
     STREAMS_PER_CONNECTION_MAX_DEFAULT,
@@ -47,6 +48,21 @@ struct Arguments {
     /// Idle timeout of a connection, in milliseconds.
     #[arg(long, default_value_t = IDLE_TIMEOUT_MS_DEFAULT)]
     idle_timeout_ms: u64,
+    /// When a change is acknowledged. `none` is NOT durable: a crash of the process or
+    /// the machine loses acknowledged changes. Use it for benchmarks only.
+    #[arg(long, value_enum, default_value = "sync")]
+    durability: DurabilityArgument,
+}
+
+/// The values of `--durability`.
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArgument {
+    /// After the fdatasync that covers the change's log record.
+    Sync,
+    /// At once, before the log record is written, and the record is never synced. NOT
+    /// durable: for benchmarks only.
+    #[value(name = "none")]
+    NotDurable,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +83,16 @@ fn main() -> ExitCode {
     config.streams_per_connection_max = arguments.streams_per_connection_max;
     config.in_flight_requests_max = arguments.in_flight_requests_max;
     config.idle_timeout_ms = arguments.idle_timeout_ms;
+    config.log.durability = match arguments.durability {
+        DurabilityArgument::Sync => Durability::Sync,
+        DurabilityArgument::NotDurable => {
+            tracing::warn!(
+                "--durability none: changes are acknowledged before their log records are on disk, \
+                 so a crash loses acknowledged changes; use it for benchmarks only"
+            );
+            Durability::NotDurable
+        }
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
