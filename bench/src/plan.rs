@@ -50,9 +50,13 @@ pub struct CapacityPlan {
     pub orders_per_sec_peak: f64,
     /// Logged changes per second at peak.
     pub changes_per_sec_peak: f64,
-    /// Durable changes per second one node sustained in the report (batched
-    /// acknowledgement: two changes per reserve + release pair).
+    /// Durable changes per second one node sustained in the report: the lower of the
+    /// engine's batched figure (two changes per reserve + release pair) and, when the
+    /// report has its network section, the batched reserves per second through the
+    /// server.
     pub node_changes_per_sec: f64,
+    /// Which measurement `node_changes_per_sec` comes from.
+    pub node_capacity_source: String,
     /// Node capacity over the peak's need.
     pub headroom_at_peak: f64,
     /// Memory of positions, ended and open reservations, in bytes.
@@ -85,7 +89,13 @@ pub fn plan(input: PlanInput, report: &Value) -> Result<CapacityPlan, String> {
     let bytes_per_position =
         figure(report, "engine.bytes_per_position")? + figure(report, "engine.code_bytes_per_position")?;
     let bytes_per_reservation = figure(report, "engine.bytes_per_ended_reservation")?;
-    let node_changes_per_sec = 2.0 * figure(report, "durable.reserve_release_batched.ops_per_sec")?;
+    let engine_changes_per_sec = 2.0 * figure(report, "durable.reserve_release_batched.ops_per_sec")?;
+    let (node_changes_per_sec, node_capacity_source) = match figure(report, "network.batched.reserves_per_sec") {
+        Ok(network) if network < engine_changes_per_sec => {
+            (network, "through the server over QUIC, batched frames".to_owned())
+        }
+        _ => (engine_changes_per_sec, "the engine in process, batched".to_owned()),
+    };
     let log_bytes_per_record = figure(report, "recovery.log_bytes")? / figure(report, "recovery.records")?.max(1.0);
     let snapshot_bytes_per_position =
         figure(report, "snapshot.size_bytes")? / figure(report, "snapshot.positions")?.max(1.0);
@@ -139,6 +149,7 @@ pub fn plan(input: PlanInput, report: &Value) -> Result<CapacityPlan, String> {
         orders_per_sec_peak,
         changes_per_sec_peak,
         node_changes_per_sec,
+        node_capacity_source,
         headroom_at_peak,
         memory_bytes,
         log_bytes_per_day,
@@ -161,8 +172,8 @@ pub fn render(plan: &CapacityPlan) -> String {
         plan.orders_per_sec_average, plan.orders_per_sec_peak, plan.changes_per_sec_peak
     ));
     out.push_str(&format!(
-        "  one node sustains {:.0} durable changes/s (the engine in process, batched): headroom at peak {:.1}x\n",
-        plan.node_changes_per_sec, plan.headroom_at_peak
+        "  one node sustains {:.0} durable changes/s ({}): headroom at peak {:.1}x\n",
+        plan.node_changes_per_sec, plan.node_capacity_source, plan.headroom_at_peak
     ));
     out.push_str(&format!(
         "  memory {:.2} GB; log {:.2} GB/day; snapshot {:.2} GB; restart about {:.1} s\n",
@@ -234,6 +245,20 @@ mod tests {
         assert_eq!(plan.nodes, 2);
         assert!(plan.reasons[0].contains("changes/s"), "{:?}", plan.reasons);
         assert!(render(&plan).contains("nodes: 2"));
+    }
+
+    #[test]
+    fn plan_takes_the_server_figure_when_lower() {
+        let mut report = report();
+        report["network"] = serde_json::json!({ "batched": { "reserves_per_sec": 300_000.0 } });
+        let plan = plan(input(1_000_000.0), &report).unwrap();
+        assert_eq!(plan.node_changes_per_sec, 300_000.0);
+        assert!(render(&plan).contains("(through the server over QUIC, batched frames)"), "{}", render(&plan));
+
+        report["network"]["batched"]["reserves_per_sec"] = 5_000_000.0.into();
+        let plan = super::plan(input(1_000_000.0), &report).unwrap();
+        assert_eq!(plan.node_changes_per_sec, 1_000_000.0);
+        assert_eq!(plan.node_capacity_source, "the engine in process, batched");
     }
 
     #[test]
