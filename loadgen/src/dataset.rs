@@ -8,7 +8,7 @@
 //! order-to-customer link for most orders: those orders get a customer drawn from the
 //! real customer table, and the dataset's notes count the orders paired that way.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -167,7 +167,7 @@ impl Dataset {
     pub fn load(source: &Source, seed: u64) -> Result<Dataset, String> {
         let mut dataset = match source {
             Source::Bundled => Dataset::from_extract(
-                "the bundled Olist extract".to_owned(),
+                "real Olist marketplace orders from the bundled extract".to_owned(),
                 BUNDLED_ORDERS.as_bytes(),
                 BUNDLED_LOCATIONS.as_bytes(),
                 BUNDLED_STOCK.as_bytes(),
@@ -175,7 +175,7 @@ impl Dataset {
             Source::Extract(folder) => {
                 let read = |name: &str| read_file(&folder.join(name));
                 Dataset::from_extract(
-                    format!("the extract in {}", folder.display()),
+                    format!("orders from the extract in {}", folder.display()),
                     &read("orders.csv")?,
                     &read("locations.csv")?,
                     &read("stock.csv")?,
@@ -254,6 +254,7 @@ impl Dataset {
         }
 
         let mut parsed = Vec::new();
+        let mut ids = HashSet::new();
         for (index, row) in records(orders, "orders.csv")?.into_iter().enumerate() {
             let line = index + 2;
             let [id, time, lat, lon, lines] = columns::<5>(&row, "orders.csv", line)?;
@@ -263,26 +264,41 @@ impl Dataset {
                     .split_once(':')
                     .ok_or_else(|| format!("orders.csv line {line}: line {item:?} is not SKU:QUANTITY"))?;
                 let units =
-                    units.parse().map_err(|_| format!("orders.csv line {line}: quantity {units:?} is not a number"))?;
+                    units.parse::<u64>().ok().filter(|&units| units >= 1).ok_or_else(|| {
+                        format!("orders.csv line {line}: quantity {units:?} is not a whole number >= 1")
+                    })?;
                 order_lines.push((sku.to_owned(), units));
+            }
+            if !ids.insert(id.to_owned()) {
+                return Err(format!("orders.csv line {line}: order id {id:?} appears on an earlier line too"));
+            }
+            let (lat, lon) = (number(lat, "lat", "orders.csv", line)?, number(lon, "lon", "orders.csv", line)?);
+            if !((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)) {
+                return Err(format!(
+                    "orders.csv line {line}: point {lat}, {lon} is off the globe (latitude -90 to 90, longitude \
+                     -180 to 180)"
+                ));
             }
             parsed.push(Order {
                 id: id.to_owned(),
                 time: time.to_owned(),
                 time_secs: local_secs(time)
                     .ok_or_else(|| format!("orders.csv line {line}: time {time:?} is not YYYY-MM-DD HH:MM"))?,
-                lat: number(lat, "lat", "orders.csv", line)?,
-                lon: number(lon, "lon", "orders.csv", line)?,
+                lat,
+                lon,
                 lines: order_lines,
                 synthetic_customer: false,
             });
+        }
+        if parsed.is_empty() {
+            return Err("orders.csv has no orders".to_owned());
         }
         parsed.sort_by(|a, b| (a.time_secs, &a.id).cmp(&(b.time_secs, &b.id)));
 
         let sellers = sites.iter().filter(|site| site.kind == 3).count();
         Ok(Dataset {
             title: format!(
-                "{} real Olist marketplace orders ({} to {}) from {title}",
+                "{} {title} ({} to {})",
                 grouped(parsed.len() as u64),
                 parsed.first().map_or("", |order| order.time.as_str()),
                 parsed.last().map_or("", |order| order.time.as_str()),
@@ -307,7 +323,7 @@ impl Dataset {
 /// customer drawn from the real customer table. The network and its stock follow the
 /// bundled extract's rule over all the orders.
 fn olist_items(data: &Path, seed: u64) -> Result<Dataset, String> {
-    let folder = data.join("olist");
+    let folder = data_subfolder(data, "olist")?;
     let coordinates = Table::read(&folder.join("olist_zip_prefix_coords.csv"))?;
     let points = coordinates.points("zip_code_prefix", "lat", "lng")?;
     let customers = Table::read(&folder.join("olist_customers_dataset.csv.gz"))?;
@@ -454,7 +470,7 @@ fn olist_items(data: &Path, seed: u64) -> Result<Dataset, String> {
 /// The UCI Online Retail invoices: each invoice an order to its country's capital from
 /// one warehouse (London assumed), cancellations and lines without units left out.
 fn online_retail(data: &Path) -> Result<Dataset, String> {
-    let invoices_table = Table::read(&data.join("online_retail/online_retail.csv.gz"))?;
+    let invoices_table = Table::read(&data_subfolder(data, "online_retail")?.join("online_retail.csv.gz"))?;
     let [invoice_column, code_column, quantity_column, date_column, country_column] =
         invoices_table.columns(["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "Country"])?;
     let countries: HashMap<&str, (f64, f64)> =
@@ -545,6 +561,18 @@ fn online_retail(data: &Path) -> Result<Dataset, String> {
     })
 }
 
+/// Returns `data/name`, or an error that says what `--data` takes.
+fn data_subfolder(data: &Path, name: &str) -> Result<PathBuf, String> {
+    let folder = data.join(name);
+    if folder.is_dir() {
+        return Ok(folder);
+    }
+    Err(format!(
+        "{} has no folder {name}/: --data takes the data folder that holds olist/ and online_retail/",
+        data.display()
+    ))
+}
+
 /// The location code of an Olist seller: `S-` and the first 12 hex digits of its id.
 fn seller_code(seller: &str) -> String {
     format!("S-{}", seller.get(..12).unwrap_or(seller))
@@ -590,8 +618,19 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Reads the rows of one of an extract's files, after checking its header.
 fn records(bytes: &[u8], name: &str) -> Result<Vec<csv::StringRecord>, String> {
-    csv::Reader::from_reader(bytes).records().collect::<Result<_, _>>().map_err(|error| format!("{name}: {error}"))
+    let expected = match name {
+        "orders.csv" => "order_id,purchase_time,lat,lon,lines",
+        "locations.csv" => "code,kind,lat,lon,methods",
+        _ => "sku,location,on_hand",
+    };
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header = reader.headers().map_err(|error| format!("{name}: {error}"))?.iter().collect::<Vec<_>>().join(",");
+    if header != expected {
+        return Err(format!("{name}: the header is {header:?}; it must be {expected:?}"));
+    }
+    reader.records().collect::<Result<_, _>>().map_err(|error| format!("{name}: {error}"))
 }
 
 fn columns<'a, const N: usize>(row: &'a csv::StringRecord, name: &str, line: usize) -> Result<[&'a str; N], String> {
@@ -679,7 +718,9 @@ mod tests {
         assert!(dataset.orders.windows(2).all(|pair| pair[0].time_secs <= pair[1].time_secs));
         assert!(dataset.orders.iter().all(|order| !order.lines.is_empty() && !order.synthetic_customer));
         assert!(
-            dataset.title.starts_with("9,894 real Olist marketplace orders (2016-09-04 21:15 to "),
+            dataset
+                .title
+                .starts_with("9,894 real Olist marketplace orders from the bundled extract (2016-09-04 21:15 to "),
             "{}",
             dataset.title
         );

@@ -245,6 +245,22 @@ impl Running {
 /// Runs the demo. Returns the report; `DemoReport::passed` says whether every check
 /// passed.
 pub async fn demo(plan: &DemoPlan) -> Result<DemoReport, String> {
+    let replay_plan = ReplayPlan {
+        connections: plan.connections,
+        in_flight: plan.in_flight,
+        speed: None,
+        ttl_ms: 30 * 60 * 1000,
+        expire_ttl_ms: 2_000,
+        fates: Fates { confirm_pct: 35, fulfil_pct: 25, cancel_pct: 15, expire_pct: 10 },
+        max_shipments: 3,
+        allow_backorder: true,
+        seed: plan.seed,
+        orders_max: plan.orders_max,
+        id_prefix: "olist-".to_owned(),
+        progress: plan.progress,
+    };
+    replay_plan.check()?;
+
     let folder = match &plan.folder {
         Some(folder) => {
             std::fs::create_dir_all(folder)
@@ -276,29 +292,15 @@ pub async fn demo(plan: &DemoPlan) -> Result<DemoReport, String> {
 
     say(format!(
         "loading {} locations and {} stock rows, and inbound receipts at {RECEIPT_LOCATION}",
-        dataset.sites.len(),
-        dataset.stock.len()
+        grouped(dataset.sites.len() as u64),
+        grouped(dataset.stock.len() as u64)
     ));
     let network = load_network(&client, &dataset, "demo-network").await?;
     let receipts = add_receipts(&client, &dataset).await?;
 
-    let replay_plan = ReplayPlan {
-        connections: plan.connections,
-        in_flight: plan.in_flight,
-        speed: None,
-        ttl_ms: 30 * 60 * 1000,
-        expire_ttl_ms: 2_000,
-        fates: Fates { confirm_pct: 35, fulfil_pct: 25, cancel_pct: 15, expire_pct: 10 },
-        max_shipments: 3,
-        allow_backorder: true,
-        seed: plan.seed,
-        orders_max: plan.orders_max,
-        id_prefix: "olist-".to_owned(),
-        progress: plan.progress,
-    };
     say(format!(
         "replaying {} orders as routed reserves (cheapest, up to 3 shipments, partial and backorder allowed)",
-        plan.orders_max.map_or(dataset.orders.len(), |max| max.min(dataset.orders.len()))
+        grouped(plan.orders_max.map_or(dataset.orders.len(), |max| max.min(dataset.orders.len())) as u64)
     ));
     let report = replay(&config, Arc::clone(&dataset), &replay_plan).await?;
 

@@ -12,11 +12,11 @@ use promesa_client::{ClientConfig, STREAMS_DEFAULT, TIMEOUT_MS_DEFAULT};
 use promesa_loadgen::dataset::{Dataset, Source};
 use promesa_loadgen::demo::{DemoPlan, demo};
 use promesa_loadgen::draws::Distribution;
-use promesa_loadgen::replay::{Fates, ReplayPlan, labelled, load_network, replay};
+use promesa_loadgen::replay::{Fates, ReplayPlan, grouped, labelled, load_network, replay};
 use promesa_loadgen::report::Operation;
 use promesa_loadgen::run::{RunPlan, run};
 use promesa_loadgen::seed::{SeedPlan, seed};
-use promesa_protocol::limits::ROUTE_LINES_MAX;
+use promesa_protocol::limits::{REQUESTS_PER_FRAME_MAX, ROUTE_LINES_MAX};
 
 /// Largest Zipf exponent a run takes; past it nearly every draw is the first SKU.
 const ZIPF_EXPONENT_MAX: f64 = 10.0;
@@ -94,6 +94,7 @@ enum SourceName {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 struct ReplayArguments {
     /// The orders to replay.
     #[arg(long, value_enum, default_value = "extract")]
@@ -154,6 +155,7 @@ struct ReplayArguments {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 struct DemoArguments {
     /// Folder for the server's data and the report (default: a new folder under the
     /// system's temporary folder).
@@ -191,6 +193,7 @@ enum DistributionName {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 struct RunArguments {
     /// The workload.
     #[arg(long, value_enum, default_value = "mix")]
@@ -247,9 +250,10 @@ struct RunArguments {
     /// Stop after this many requests instead of after --duration-secs.
     #[arg(long)]
     requests: Option<u64>,
-    /// Seconds at the start whose requests are not measured.
-    #[arg(long, default_value_t = 1.0)]
-    warmup_secs: f64,
+    /// Seconds at the start whose requests are not measured [default: 1, or 0 with
+    /// --requests].
+    #[arg(long)]
+    warmup_secs: Option<f64>,
     /// Seed of the draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -343,6 +347,20 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
     positive("connections", arguments.connections as u64)?;
     positive("batch", arguments.batch as u64)?;
     positive("in-flight", arguments.in_flight as u64)?;
+    if arguments.batch > REQUESTS_PER_FRAME_MAX {
+        return Err(format!(
+            "--batch {} is above the protocol's limit of {REQUESTS_PER_FRAME_MAX} requests per frame",
+            arguments.batch
+        ));
+    }
+    let ttl_ms = arguments.ttl.map_or(arguments.ttl_secs * 1_000, |ttl| ttl.as_millis() as u64);
+    if ttl_ms == 0 {
+        return Err("the holds' time-to-live (--ttl or --ttl-secs) is 0; it must be at least 1 ms".to_owned());
+    }
+    let warmup_secs = arguments.warmup_secs.unwrap_or(if arguments.requests.is_some() { 0.0 } else { 1.0 });
+    if !(warmup_secs.is_finite() && warmup_secs >= 0.0) {
+        return Err(format!("--warmup-secs {warmup_secs} is not a number of seconds of at least 0"));
+    }
     let peer = matches!(arguments.workload, Workload::Peer);
     let exponent = arguments.zipf_exponent;
     if !(exponent.is_finite() && exponent > 0.0 && exponent <= ZIPF_EXPONENT_MAX) {
@@ -356,6 +374,11 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
     let duration_secs = arguments.duration.map_or(arguments.duration_secs, |duration| duration.as_secs_f64());
     if !(duration_secs.is_finite() && duration_secs > 0.0) {
         return Err(format!("the run's duration {duration_secs} s is not a positive number of seconds"));
+    }
+    if arguments.requests.is_none() && warmup_secs >= duration_secs {
+        return Err(format!(
+            "--warmup-secs {warmup_secs} is not shorter than the run's {duration_secs} s, so nothing would be measured"
+        ));
     }
     let routed = mix.iter().any(|&(operation, weight)| operation == Operation::Routed && weight > 0);
     if routed && arguments.lines as usize > ROUTE_LINES_MAX {
@@ -388,13 +411,13 @@ fn run_plan(arguments: &RunArguments) -> Result<RunPlan, String> {
         zipf_exponent: exponent,
         lines: if peer { 1 } else { arguments.lines },
         quantity: if peer { (1, 5) } else { quantity },
-        ttl_ms: arguments.ttl.map_or(arguments.ttl_secs * 1_000, |ttl| ttl.as_millis() as u64),
+        ttl_ms,
         connections: arguments.connections,
         batch: arguments.batch,
         in_flight: arguments.in_flight,
         duration: arguments.requests.is_none().then(|| Duration::from_secs_f64(duration_secs)),
         requests: arguments.requests,
-        warmup: Duration::from_secs_f64(arguments.warmup_secs),
+        warmup: Duration::from_secs_f64(warmup_secs),
         seed: arguments.seed,
         progress: true,
         rate: arguments.rate,
@@ -437,23 +460,11 @@ fn run_replay(
             return Err("--source olist and online-retail read a data folder: pass --data DIR".to_owned());
         }
     };
-    if !(1..=8).contains(&arguments.max_shipments) {
-        return Err(format!("--max-shipments {} is out of range; it must be 1 to 8", arguments.max_shipments));
-    }
-    let started = std::time::Instant::now();
-    let dataset = std::sync::Arc::new(Dataset::load(&source, arguments.seed)?);
-    eprintln!(
-        "read {} in {:.1} s: {} locations, {} stock rows",
-        dataset.title,
-        started.elapsed().as_secs_f64(),
-        dataset.sites.len(),
-        dataset.stock.len()
-    );
     let plan = ReplayPlan {
         connections: arguments.connections,
         in_flight: arguments.in_flight,
         speed: arguments.speed,
-        ttl_ms: arguments.ttl_secs * 1_000,
+        ttl_ms: arguments.ttl_secs.saturating_mul(1_000),
         expire_ttl_ms: arguments.expire_ttl_ms,
         fates: Fates {
             confirm_pct: arguments.confirm_pct,
@@ -468,7 +479,17 @@ fn run_replay(
         id_prefix: arguments.id_prefix.clone(),
         progress: true,
     };
-    plan.fates.check()?;
+    plan.check()?;
+
+    let started = std::time::Instant::now();
+    let dataset = std::sync::Arc::new(Dataset::load(&source, arguments.seed)?);
+    eprintln!(
+        "read {} in {:.1} s: {} locations, {} stock rows",
+        dataset.title,
+        started.elapsed().as_secs_f64(),
+        grouped(dataset.sites.len() as u64),
+        grouped(dataset.stock.len() as u64)
+    );
     let report = runtime.block_on(async {
         if !arguments.no_load {
             let client = Client::connect(config).await.map_err(|error| error.to_string())?;
@@ -492,7 +513,19 @@ fn run_replay(
         std::fs::write(path, text + "\n").map_err(|error| format!("failed to write {}: {error}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
-    Ok(())
+    let errors = report.outcomes.errors_total();
+    if errors == 0 {
+        return Ok(());
+    }
+    let mut message = format!("{} requests of the replay got an error response", grouped(errors));
+    if report.outcomes.errors.contains_key("id_reused") || report.outcomes.errors.contains_key("conflict") {
+        message.push_str(&format!(
+            "; reservation ids repeat those of an earlier replay into this server (prefix {:?}): pass another \
+             --id-prefix",
+            arguments.id_prefix
+        ));
+    }
+    Err(message)
 }
 
 /// Parses a duration with a unit: `ms`, `s`, `m` or `h`, such as `600s` or `1.5m`.

@@ -117,6 +117,43 @@ pub struct ReplayPlan {
     pub progress: bool,
 }
 
+impl ReplayPlan {
+    /// Checks every setting, naming the command-line flag of a value out of range.
+    pub fn check(&self) -> Result<(), String> {
+        self.fates.check()?;
+        if !(1..=CONNECTIONS_MAX).contains(&self.connections) {
+            return Err(format!(
+                "--connections {} is out of range; it must be 1 to {CONNECTIONS_MAX}",
+                self.connections
+            ));
+        }
+        if !(1..=IN_FLIGHT_PER_CONNECTION_MAX).contains(&self.in_flight) {
+            return Err(format!(
+                "--in-flight {} is out of range; it must be 1 to {IN_FLIGHT_PER_CONNECTION_MAX}",
+                self.in_flight
+            ));
+        }
+        if let Some(speed) = self.speed
+            && !(speed.is_finite() && speed > 0.0)
+        {
+            return Err(format!("--speed {speed} is not a positive number of data seconds per second"));
+        }
+        if self.orders_max == Some(0) {
+            return Err("--orders 0 replays nothing; it must be at least 1".to_owned());
+        }
+        if self.ttl_ms == 0 || self.expire_ttl_ms == 0 {
+            return Err(format!(
+                "a time-to-live is 0 (--ttl-secs gives {} ms, --expire-ttl-ms {} ms); both must be at least 1 ms",
+                self.ttl_ms, self.expire_ttl_ms
+            ));
+        }
+        if !(1..=8).contains(&self.max_shipments) {
+            return Err(format!("--max-shipments {} is out of range; it must be 1 to 8", self.max_shipments));
+        }
+        Ok(())
+    }
+}
+
 /// Operations a replay sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
@@ -221,6 +258,8 @@ pub struct ReplayReport {
     pub notes: Vec<String>,
     /// The settings.
     pub settings: ReplayPlan,
+    /// Orders in the data; `outcomes.orders` is fewer when `--orders` cut the replay.
+    pub orders_in_data: u64,
     /// Seconds from the first order sent to the last answer.
     pub elapsed_secs: f64,
     /// Orders per second over `elapsed_secs`.
@@ -254,8 +293,13 @@ impl ReplayReport {
         line(
             "orders",
             format!(
-                "{} in {:.1} s, {} orders/s ({} connections x {} in flight{})",
+                "{}{} in {:.1} s, {} orders/s ({} connections x {} in flight{})",
                 grouped(outcomes.orders),
+                if outcomes.orders < self.orders_in_data {
+                    format!(" of {}", grouped(self.orders_in_data))
+                } else {
+                    String::new()
+                },
                 self.elapsed_secs,
                 grouped(self.orders_per_sec.round() as u64),
                 self.settings.connections,
@@ -321,7 +365,9 @@ impl ReplayReport {
                 ),
             );
         }
-        line("errors", if outcomes.errors.is_empty() { "none".to_owned() } else { format!("{:?}", outcomes.errors) });
+        let errors: Vec<String> =
+            outcomes.errors.iter().map(|(code, count)| format!("{} {code}", grouped(*count))).collect();
+        line("errors", if errors.is_empty() { "none".to_owned() } else { errors.join(", ") });
         if outcomes.orders_synthetic_customer > 0 {
             line(
                 "SYNTHETIC",
@@ -417,18 +463,7 @@ struct TaskTally {
 /// Replays the dataset's orders (the network must be loaded). Fails on a broken
 /// connection; error responses are counted, not fatal.
 pub async fn replay(config: &ClientConfig, dataset: Arc<Dataset>, plan: &ReplayPlan) -> Result<ReplayReport, String> {
-    plan.fates.check()?;
-    if !(1..=CONNECTIONS_MAX).contains(&plan.connections) {
-        return Err(format!("connections is {}; it must be 1 to {CONNECTIONS_MAX}", plan.connections));
-    }
-    if !(1..=IN_FLIGHT_PER_CONNECTION_MAX).contains(&plan.in_flight) {
-        return Err(format!("in flight is {}; it must be 1 to {IN_FLIGHT_PER_CONNECTION_MAX}", plan.in_flight));
-    }
-    if let Some(speed) = plan.speed
-        && !(speed.is_finite() && speed > 0.0)
-    {
-        return Err(format!("speed is {speed}; it must be a positive number"));
-    }
+    plan.check()?;
     let orders = plan.orders_max.map_or(dataset.orders.len(), |max| max.min(dataset.orders.len()));
 
     let mut clients = Vec::with_capacity(plan.connections);
@@ -501,6 +536,7 @@ pub async fn replay(config: &ClientConfig, dataset: Arc<Dataset>, plan: &ReplayP
         dataset: dataset.title.clone(),
         notes: dataset.notes.clone(),
         settings: plan.clone(),
+        orders_in_data: dataset.orders.len() as u64,
         elapsed_secs,
         orders_per_sec: outcomes.orders as f64 / elapsed_secs.max(f64::MIN_POSITIVE),
         fill_rate: (outcomes.units_from_stock + outcomes.units_backordered) as f64

@@ -201,7 +201,8 @@ pub struct ServerMemory {
     /// Open reservations after the run.
     pub open_reservations_after: u64,
     /// Growth of resident memory per reservation opened during the run (and still
-    /// open); `None` when the run left no more open reservations than it found.
+    /// open); `None` when the run left no more open reservations than it found, or
+    /// when the server's memory shrank (its allocator gave memory back).
     pub bytes_per_open_reservation: Option<f64>,
 }
 
@@ -215,7 +216,7 @@ impl ServerMemory {
             resident_bytes_after: after.0,
             open_reservations_before: before.1,
             open_reservations_after: after.1,
-            bytes_per_open_reservation: (opened > 0).then(|| grown / opened as f64),
+            bytes_per_open_reservation: (opened > 0 && grown >= 0.0).then(|| grown / opened as f64),
         }
     }
 }

@@ -72,6 +72,36 @@ fn extract_malformed_rows_named_by_line() {
         .unwrap();
     let error = Dataset::load(&Source::Extract(folder.path().to_owned()), 1).unwrap_err();
     assert_eq!(error, "orders.csv line 2: time \"tomorrow\" is not YYYY-MM-DD HH:MM");
+
+    let cases = [
+        ("", "orders.csv: the header is \"\"; it must be \"order_id,purchase_time,lat,lon,lines\""),
+        (
+            "id,when,lat,lon,lines\n",
+            "orders.csv: the header is \"id,when,lat,lon,lines\"; it must be \"order_id,purchase_time,lat,lon,lines\"",
+        ),
+        ("order_id,purchase_time,lat,lon,lines\n", "orders.csv has no orders"),
+        (
+            "order_id,purchase_time,lat,lon,lines\n1,2020-01-01 10:00,95,-99,A:1\n",
+            "orders.csv line 2: point 95, -99 is off the globe (latitude -90 to 90, longitude -180 to 180)",
+        ),
+        (
+            "order_id,purchase_time,lat,lon,lines\n1,2020-01-01 10:00,19,-99,A:0\n",
+            "orders.csv line 2: quantity \"0\" is not a whole number >= 1",
+        ),
+        (
+            "order_id,purchase_time,lat,lon,lines\n1,2020-01-01 10:00,19,-99,A:1\n1,2020-01-01 11:00,19,-99,A:2\n",
+            "orders.csv line 3: order id \"1\" appears on an earlier line too",
+        ),
+    ];
+    for (orders, expected) in cases {
+        std::fs::write(folder.path().join("orders.csv"), orders).unwrap();
+        let error = Dataset::load(&Source::Extract(folder.path().to_owned()), 1).unwrap_err();
+        assert_eq!(error, expected, "orders.csv {orders:?}");
+    }
+
+    // --data one folder too deep names what it takes.
+    let error = Dataset::load(&Source::OlistItems(folder.path().to_owned()), 1).unwrap_err();
+    assert!(error.ends_with("has no folder olist/: --data takes the data folder that holds olist/ and online_retail/"));
 }
 
 /// Replays the first orders of a data-folder source into a fresh server; returns the
