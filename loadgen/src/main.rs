@@ -18,9 +18,9 @@ use promesa_loadgen::run::{RunPlan, run};
 use promesa_loadgen::seed::{SeedPlan, seed};
 use promesa_protocol::limits::{REQUESTS_PER_FRAME_MAX, ROUTE_LINES_MAX};
 
-/// Largest Zipf exponent a run takes; past it nearly every draw is the first SKU.
+/// Maximum Zipf exponent a run takes; past it nearly every draw is the first SKU.
 const ZIPF_EXPONENT_MAX: f64 = 10.0;
-/// Longest duration `--ttl` and `--duration` take, in seconds (30 days).
+/// Maximum duration `--ttl` and `--duration` take, in seconds (30 days).
 const DURATION_SECS_MAX: f64 = 30.0 * 24.0 * 3_600.0;
 
 #[global_allocator]

@@ -67,7 +67,7 @@ impl Fates {
         Ok(())
     }
 
-    /// The fate of order `index`, drawn from `seed` alone, so it does not depend on
+    /// Returns the fate of order `index`, drawn from `seed` alone, so it does not depend on
     /// which task sends the order.
     pub fn draw(&self, seed: u64, index: usize) -> Fate {
         let roll = Draws::new(seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).below(100) as u32;
@@ -176,7 +176,7 @@ impl Step {
     }
 }
 
-/// What the replay's orders came to.
+/// Counts of the replay's orders by outcome.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Outcomes {
     /// Orders sent.
@@ -252,9 +252,9 @@ impl Outcomes {
 /// The report of a replay.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReplayReport {
-    /// What was replayed.
+    /// Title of the replayed data.
     pub dataset: String,
-    /// How the data was read.
+    /// Notes from reading the data.
     pub notes: Vec<String>,
     /// The settings.
     pub settings: ReplayPlan,
@@ -284,7 +284,7 @@ pub struct ReplayReport {
 }
 
 impl ReplayReport {
-    /// The report as text lines.
+    /// Renders the report as text lines.
     pub fn text(&self) -> String {
         let outcomes = &self.outcomes;
         let percent = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
@@ -382,7 +382,7 @@ impl ReplayReport {
     }
 }
 
-/// What loading the network took.
+/// Counts and time of loading the network.
 #[derive(Clone, Debug, Serialize)]
 pub struct NetworkLoaded {
     /// Locations upserted.
@@ -451,7 +451,7 @@ struct Shared {
     progress_latency: Mutex<Tally>,
 }
 
-/// What one task measured.
+/// Measurements of one task.
 #[derive(Default)]
 struct TaskTally {
     outcomes: Outcomes,
