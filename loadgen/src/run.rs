@@ -179,14 +179,19 @@ pub async fn run(config: &ClientConfig, plan: &RunPlan) -> Result<Report, Client
         if elapsed - second_start >= SECOND {
             let (second, since_warmup) = close_second(&shared, second_start, elapsed, second_in_warmup);
             if plan.progress {
+                // A warm-up second shows its own percentiles; a measured one, those of
+                // every measured second so far.
+                let (p50, p99) = if second.warmup {
+                    (second.figures.latency_us.p50, second.figures.latency_us.p99)
+                } else {
+                    since_warmup
+                };
                 eprintln!(
-                    "{:>6.1} s  {:>10.0} ops/s  p50 {} us  p99 {} us  errors {}{}",
+                    "{:>6.1} s  {:>10.0} ops/s  p50 {p50} us  p99 {p99} us  errors {}{}",
                     elapsed.as_secs_f64(),
                     second.figures.ops_per_sec,
-                    since_warmup.0,
-                    since_warmup.1,
                     shared.errors.load(Ordering::Relaxed),
-                    if measured_from.is_none() { "  (warm-up)" } else { "" }
+                    if second.warmup { "  (warm-up)" } else { "" }
                 );
             }
             per_second.push(second);
