@@ -23,6 +23,9 @@ use crate::replay::{Fate, Fates, NetworkLoaded, ReplayPlan, ReplayReport, groupe
 /// Log growth that triggers a snapshot while the demo runs: small, so the restart
 /// loads a snapshot and replays the log written after it.
 const SNAPSHOT_LOG_BYTES: u64 = 1 << 20;
+/// Size of a log segment: small, so the folder the demo leaves behind stays small (a
+/// server's default is 64 MiB, allocated up front).
+const SEGMENT_BYTES: u64 = 4 << 20;
 /// How often the snapshot thread checks its triggers, in milliseconds.
 const SNAPSHOT_CHECK_INTERVAL_MS: u64 = 50;
 /// The fulfilment centre that expects inbound receipts.
@@ -198,6 +201,7 @@ impl Running {
     fn start(data_dir: &Path) -> Result<Running, String> {
         let mut config = ServerConfig::new(data_dir.to_owned());
         config.listen = "127.0.0.1:0".parse().expect("a loopback address parses");
+        config.log.segment_bytes_max = SEGMENT_BYTES;
         config.log.snapshot = SnapshotPolicy {
             interval_ms: 0,
             log_bytes: SNAPSHOT_LOG_BYTES,
