@@ -18,9 +18,9 @@ pub trait StorageFile: Send {
     /// Allocates disk blocks for the first `len` bytes, so that later writes inside them
     /// change no file size.
     ///
-    /// NOTE: on ext4, `posix_fallocate` leaves the blocks marked unwritten, so each
-    /// fdatasync still writes the inode. Filling the segment with zeros first measured
-    /// about 30% faster syncs (BENCHMARKS.md).
+    /// On ext4, `posix_fallocate` leaves the blocks marked unwritten, so a sync that
+    /// covers their first write also commits the journal. The writer of a durable log
+    /// therefore writes zeros ahead of its records, a chunk at a time.
     fn preallocate(&mut self, len: u64) -> io::Result<()>;
 }
 

@@ -27,6 +27,10 @@ use super::storage::{Storage, StorageFile};
 
 /// Default largest segment file, in bytes (64 MiB).
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
+/// Zeros written ahead of the records in a durable log's segment, at least.
+const ZERO_AHEAD_MIN_BYTES: u64 = 256 << 10;
+/// One write of zeros ahead of the records.
+static ZERO_CHUNK: [u8; 1 << 20] = [0; 1 << 20];
 
 /// Default bound on record bytes handed to the writer but not yet written (16 MiB).
 /// A producer that would pass it waits for the writer.
@@ -290,6 +294,10 @@ struct SegmentCursor {
     offset: u64,
     /// Whether the segment holds any record yet.
     has_records: bool,
+    /// Bytes from the start written at least once (records or zeros). Past it the
+    /// preallocated blocks are still unwritten extents, whose first write makes the
+    /// fdatasync also commit the file system's journal.
+    written_to: u64,
 }
 
 impl SegmentCursor {
@@ -307,7 +315,7 @@ impl SegmentCursor {
             if offset < segment_bytes_max {
                 let name = segment_name(base);
                 let file = storage.open(&name)?;
-                return Ok(SegmentCursor { file, name, offset, has_records: end_lsn > base });
+                return Ok(SegmentCursor { file, name, offset, has_records: end_lsn > base, written_to: offset });
             }
         }
         Self::create(storage, end_lsn, segment_bytes_max)
@@ -321,7 +329,8 @@ impl SegmentCursor {
         file.write_at(0, &SegmentHeader { base_lsn }.encode())?;
         file.sync_data()?;
         storage.sync_dir()?;
-        Ok(SegmentCursor { file, name, offset: SEGMENT_HEADER_LEN as u64, has_records: false })
+        let offset = SEGMENT_HEADER_LEN as u64;
+        Ok(SegmentCursor { file, name, offset, has_records: false, written_to: offset })
     }
 }
 
@@ -411,9 +420,27 @@ impl Writer {
         if self.config.durability == Durability::NotDurable {
             return Ok(0);
         }
+        self.zero_ahead()?;
         let started = Instant::now();
         self.segment.file.sync_data()?;
         Ok(started.elapsed().as_micros() as u64)
+    }
+
+    /// Keeps the segment written with zeros at least `ZERO_AHEAD_MIN_BYTES` past the
+    /// records, a chunk at a time, so most syncs cover blocks already written once and
+    /// need no journal commit. Zeros past the last record read as the end of the log,
+    /// as the preallocated blocks do.
+    fn zero_ahead(&mut self) -> std::io::Result<()> {
+        let segment = &mut self.segment;
+        segment.written_to = segment.written_to.max(segment.offset);
+        while segment.written_to < segment.offset + ZERO_AHEAD_MIN_BYTES
+            && segment.written_to < self.config.segment_bytes_max
+        {
+            let len = ZERO_CHUNK.len().min((self.config.segment_bytes_max - segment.written_to) as usize);
+            segment.file.write_at(segment.written_to, &ZERO_CHUNK[..len])?;
+            segment.written_to += len as u64;
+        }
+        Ok(())
     }
 
     fn poison(&self, cause: String) {
