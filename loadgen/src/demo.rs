@@ -492,7 +492,7 @@ impl State {
                     if line.status != LINE_BACKORDERED
                         && let Some(position) = self.positions.get_mut(&(line.sku.clone(), line.location.clone()))
                     {
-                        position.reserved -= line.held;
+                        position.reserved = position.reserved.saturating_sub(line.held);
                         position.atp += line.held as i64;
                     }
                     line.released += line.held;
