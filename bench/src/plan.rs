@@ -55,7 +55,7 @@ pub struct CapacityPlan {
     /// report has its network section, the batched reserves per second through the
     /// server.
     pub node_changes_per_sec: f64,
-    /// Which measurement `node_changes_per_sec` comes from.
+    /// Source measurement of `node_changes_per_sec`.
     pub node_capacity_source: String,
     /// Node capacity over the peak's need.
     pub headroom_at_peak: f64,

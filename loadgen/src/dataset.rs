@@ -85,7 +85,7 @@ const COUNTRY_POINTS: [(&str, f64, f64); 37] = [
     ("Saudi Arabia", 24.7136, 46.6753),
 ];
 
-/// Where a dataset comes from.
+/// The source of a dataset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// The extract compiled into the binary (`data/olist-demo`).
@@ -147,7 +147,7 @@ pub struct Order {
 /// A network, its stock and the orders to replay over it.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// What the data is, for reports.
+    /// Title of the data, for reports.
     pub title: String,
     /// Offset of the network's local time from UTC, in minutes.
     pub utc_offset_minutes: i16,
@@ -218,7 +218,7 @@ impl Dataset {
         self.orders.iter().flat_map(|order| &order.lines).map(|(_, units)| units).sum()
     }
 
-    /// The distinct SKUs of the stock, sorted.
+    /// Returns the distinct SKUs of the stock, sorted.
     pub fn skus(&self) -> Vec<String> {
         let skus: BTreeSet<&str> = self.stock.iter().map(|stock| stock.sku.as_str()).collect();
         skus.into_iter().map(str::to_owned).collect()
@@ -317,11 +317,11 @@ impl Dataset {
     }
 }
 
-/// The full Olist order-item table: every order with items, at the time of its first
-/// item's shipping limit (the table's only time; the purchase came a few days before),
-/// to its customer's zip-prefix point where the 9,999-order sample links it, else to a
-/// customer drawn from the real customer table. The network and its stock follow the
-/// bundled extract's rule over all the orders.
+/// Reads the full Olist order-item table: every order with items, timed by its first
+/// item's shipping limit, the table's only time (the purchase came a few days before).
+/// An order goes to its customer's zip-prefix point where the 9,999-order sample links
+/// it, and otherwise to a customer drawn from the real customer table. The network and
+/// its stock follow the bundled extract's rule over all the orders.
 fn olist_items(data: &Path, seed: u64) -> Result<Dataset, String> {
     let folder = data_subfolder(data, "olist")?;
     let coordinates = Table::read(&folder.join("olist_zip_prefix_coords.csv"))?;
@@ -467,8 +467,9 @@ fn olist_items(data: &Path, seed: u64) -> Result<Dataset, String> {
     })
 }
 
-/// The UCI Online Retail invoices: each invoice an order to its country's capital from
-/// one warehouse (London assumed), cancellations and lines without units left out.
+/// Reads the UCI Online Retail invoices: each invoice is an order to its country's
+/// capital from one warehouse (London assumed). Cancellations and lines without units
+/// are left out.
 fn online_retail(data: &Path) -> Result<Dataset, String> {
     let invoices_table = Table::read(&data_subfolder(data, "online_retail")?.join("online_retail.csv.gz"))?;
     let [invoice_column, code_column, quantity_column, date_column, country_column] =
@@ -561,7 +562,7 @@ fn online_retail(data: &Path) -> Result<Dataset, String> {
     })
 }
 
-/// Returns `data/name`, or an error that says what `--data` takes.
+/// Returns `data/name`, or an error that names what `--data` takes.
 fn data_subfolder(data: &Path, name: &str) -> Result<PathBuf, String> {
     let folder = data.join(name);
     if folder.is_dir() {
@@ -573,7 +574,8 @@ fn data_subfolder(data: &Path, name: &str) -> Result<PathBuf, String> {
     ))
 }
 
-/// The location code of an Olist seller: `S-` and the first 12 hex digits of its id.
+/// Returns the location code of an Olist seller: `S-` and the first 12 hex digits of
+/// its id.
 fn seller_code(seller: &str) -> String {
     format!("S-{}", seller.get(..12).unwrap_or(seller))
 }

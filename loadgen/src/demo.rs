@@ -36,9 +36,9 @@ const RECEIPT_UNITS: u64 = 20;
 const RECEIPT_ARRIVAL_DAYS: u64 = 14;
 /// Requests per frame when reading state back or adding receipts.
 const REQUESTS_PER_CALL: usize = 512;
-/// Longest wait for the holds left to expire, in milliseconds.
+/// Maximum wait for the abandoned holds to expire, in milliseconds.
 const EXPIRY_WAIT_MS_MAX: u64 = 30_000;
-/// Time between two looks at the holds left to expire, in milliseconds.
+/// Time between two reads of the abandoned holds, in milliseconds.
 const EXPIRY_POLL_MS: u64 = 200;
 /// Reservation state code of an open hold.
 const STATE_HELD: u8 = 0;
@@ -110,7 +110,7 @@ pub struct Restart {
 }
 
 impl DemoReport {
-    /// Whether every check passed.
+    /// Returns true when every check passed.
     pub fn passed(&self) -> bool {
         self.restart.differences.is_empty()
             && self.oversold_units == 0
@@ -118,13 +118,15 @@ impl DemoReport {
             && self.replay.outcomes.errors_total() == 0
     }
 
-    /// The report as text.
+    /// Renders the report as text.
     pub fn text(&self) -> String {
         let restart = &self.restart;
         let mut text = format!("Promesa demo: {}\n", self.replay.dataset);
+
         for note in &self.replay.notes {
             text.push_str(&labelled("data", note));
         }
+
         text.push_str(&labelled(
             "network",
             &format!(
@@ -136,11 +138,14 @@ impl DemoReport {
                 grouped(self.receipts),
             ),
         ));
+
         text.push_str(&self.replay.text());
+
         text.push_str(&labelled(
             "expiry",
             &format!("{} holds expired on their own before the restart", grouped(self.expired)),
         ));
+
         text.push_str(&labelled(
             "restart",
             &format!(
@@ -153,6 +158,7 @@ impl DemoReport {
                 grouped(restart.records_replayed),
             ),
         ));
+
         if restart.differences.is_empty() {
             text.push_str(&labelled(
                 "recovered",
@@ -170,6 +176,7 @@ impl DemoReport {
                 text.push_str(&labelled("", difference));
             }
         }
+
         text.push_str(&labelled(
             "oversold",
             &format!(
@@ -177,14 +184,17 @@ impl DemoReport {
                 self.oversold_units, self.server_oversold,
             ),
         ));
+
         text.push_str(&labelled(
             "files",
             &format!("{} (server data and report.json); to serve that state again:", self.folder.display()),
         ));
+
         text.push_str(&labelled(
             "",
             &format!("cargo run --release -p promesa-server -- --data-dir {}", self.folder.join("server").display()),
         ));
+
         text
     }
 }
@@ -246,7 +256,7 @@ impl Running {
     }
 }
 
-/// Runs the demo. Returns the report; `DemoReport::passed` says whether every check
+/// Runs the demo. Returns the report; `DemoReport::passed` returns whether every check
 /// passed.
 pub async fn demo(plan: &DemoPlan) -> Result<DemoReport, String> {
     let replay_plan = ReplayPlan {
@@ -449,7 +459,7 @@ async fn server_figure(client: &Client, name: &str) -> Result<u64, String> {
     }
 }
 
-/// What the server holds: every reservation of the replay and every position.
+/// The server's state: every reservation of the replay and every position.
 struct State {
     reservations: BTreeMap<String, ReservationView>,
     positions: BTreeMap<(String, String), PositionAvailability>,

@@ -7,9 +7,9 @@
 //!   k is drawn with probability about 1/k; with N = 100,000 SKU 0 takes about 6% of
 //!   the draws and the top 1% of SKUs about 60%.
 //! - zipf with another exponent s: rank `k = floor((1 + f (N^(1-s) - 1))^(1/(1-s)))`
-//!   with `f = u / 2^30`, the inverse of the continuous power law `x^-s` on `[1, N)`, so
-//!   the rank k is drawn with probability about `k^-s`; as s tends to 1 it tends to
-//!   the exponent-1 draw.
+//!   with `f = u / 2^30`. This inverts the continuous power law `x^-s` on `[1, N)`, so
+//!   the rank k is drawn with probability about `k^-s`. As s tends to 1, the draw
+//!   tends to the exponent-1 one.
 
 /// The range of `u`.
 pub const DRAW_RANGE: u64 = 1 << 30;

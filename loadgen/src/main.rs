@@ -104,7 +104,7 @@ struct ReplayArguments {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Data seconds per second of replay (86400 plays a day per second); without it
-    /// orders go as fast as the server answers.
+    /// orders go as fast as the server responds.
     #[arg(long)]
     speed: Option<f64>,
     /// Replay only the first N orders.
@@ -122,7 +122,7 @@ struct ReplayArguments {
     /// Time-to-live of holds, in seconds.
     #[arg(long, default_value_t = 1_800)]
     ttl_secs: u64,
-    /// Time-to-live of the holds left to expire, in milliseconds.
+    /// Time-to-live of the abandoned holds, which expire, in milliseconds.
     #[arg(long, default_value_t = 2_000)]
     expire_ttl_ms: u64,
     /// Percent of orders confirmed (and left allocated).
@@ -445,7 +445,7 @@ fn run_demo(runtime: &tokio::runtime::Runtime, arguments: &DemoArguments) -> Res
     }
 }
 
-/// Loads the network (unless told not to), replays the orders and prints the report.
+/// Loads the network (unless --no-load is given), replays the orders and prints the report.
 fn run_replay(
     runtime: &tokio::runtime::Runtime,
     config: &ClientConfig,

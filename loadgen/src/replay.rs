@@ -25,7 +25,7 @@ pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 1_024;
 /// Maximum connections.
 pub const CONNECTIONS_MAX: usize = 64;
 
-/// What happens to an order after its routed reserve holds it.
+/// The step that follows an order's routed reserve once its units are held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fate {
@@ -95,7 +95,7 @@ pub struct ReplayPlan {
     pub connections: usize,
     /// Orders in flight per connection.
     pub in_flight: usize,
-    /// Data seconds per wall-clock second; `None` sends as fast as the server answers.
+    /// Data seconds per wall-clock second; `None` sends as fast as the server responds.
     pub speed: Option<f64>,
     /// Time-to-live of holds, in milliseconds.
     pub ttl_ms: u64,
@@ -260,7 +260,7 @@ pub struct ReplayReport {
     pub settings: ReplayPlan,
     /// Orders in the data; `outcomes.orders` is fewer when `--orders` cut the replay.
     pub orders_in_data: u64,
-    /// Seconds from the first order sent to the last answer.
+    /// Seconds from the first order sent to the last response.
     pub elapsed_secs: f64,
     /// Orders per second over `elapsed_secs`.
     pub orders_per_sec: f64,
@@ -290,6 +290,7 @@ impl ReplayReport {
         let percent = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
         let mut text = String::new();
         let mut line = |label: &str, body: String| text.push_str(&labelled(label, &body));
+
         line(
             "orders",
             format!(
@@ -307,6 +308,7 @@ impl ReplayReport {
                 self.settings.speed.map(|speed| format!(", speed x{speed}")).unwrap_or_default(),
             ),
         );
+
         line(
             "fill",
             format!(
@@ -322,11 +324,13 @@ impl ReplayReport {
                 grouped(outcomes.orders_refused),
             ),
         );
+
         if !outcomes.units_unfilled.is_empty() {
             let reasons: Vec<String> =
                 outcomes.units_unfilled.iter().map(|(reason, units)| format!("{} {reason}", grouped(*units))).collect();
             line("unfilled", format!("units by reason: {}", reasons.join(", ")));
         }
+
         line(
             "splits",
             format!(
@@ -337,10 +341,12 @@ impl ReplayReport {
                 grouped(outcomes.orders_replanned),
             ),
         );
+
         line(
             "distance",
             format!("per shipment mean {:.0} km, p95 {:.0} km", self.distance_km_mean, self.distance_km_p95),
         );
+
         line(
             "after",
             format!(
@@ -352,6 +358,7 @@ impl ReplayReport {
                 grouped(outcomes.held),
             ),
         );
+
         for (name, figures) in &self.operations {
             line(
                 "latency",
@@ -365,9 +372,12 @@ impl ReplayReport {
                 ),
             );
         }
+
         let errors: Vec<String> =
             outcomes.errors.iter().map(|(code, count)| format!("{} {code}", grouped(*count))).collect();
+
         line("errors", if errors.is_empty() { "none".to_owned() } else { errors.join(", ") });
+
         if outcomes.orders_synthetic_customer > 0 {
             line(
                 "SYNTHETIC",
@@ -378,6 +388,7 @@ impl ReplayReport {
                 ),
             );
         }
+
         text
     }
 }
@@ -554,7 +565,7 @@ pub async fn replay(config: &ClientConfig, dataset: Arc<Dataset>, plan: &ReplayP
     })
 }
 
-/// One task: takes the next order until none is left, sends it and its follow-ups.
+/// Takes the next order until none is left, and sends it and its follow-ups.
 async fn send_orders(
     client: &Client,
     shared: &Shared,
@@ -712,8 +723,8 @@ fn record(tally: &mut TaskTally, step: Step, latency_us: u64, response: &Respons
     }
 }
 
-/// One line a second: elapsed, orders done, orders per second, routed reserve p50 and
-/// p99 so far, errors.
+/// Prints one line a second: elapsed, orders done, orders per second, routed reserve
+/// p50 and p99 so far, errors.
 async fn progress_loop(shared: Arc<Shared>, orders: usize, started: Instant) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -782,7 +793,7 @@ pub fn grouped(count: u64) -> String {
     text
 }
 
-/// The name of an unfilled line's reason code.
+/// Returns the name of an unfilled line's reason code.
 fn unfilled_reason(reason: u8) -> &'static str {
     match reason {
         1 => "unknown_sku",

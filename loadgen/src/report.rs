@@ -200,9 +200,9 @@ pub struct ServerMemory {
     pub open_reservations_before: u64,
     /// Open reservations after the run.
     pub open_reservations_after: u64,
-    /// Growth of resident memory per reservation opened during the run (and still
-    /// open); `None` when the run left no more open reservations than it found, or
-    /// when the server's memory shrank (its allocator gave memory back).
+    /// Growth of resident memory per reservation opened during the run and still open.
+    /// It is `None` when the run left no more open reservations than it found, or when
+    /// the server's memory shrank because its allocator gave memory back.
     pub bytes_per_open_reservation: Option<f64>,
 }
 

@@ -99,7 +99,7 @@ pub struct Server {
     recovery: Recovery,
 }
 
-/// How the server's engine was rebuilt at start.
+/// Summary of the engine's recovery at start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovery {
     /// File name of the snapshot loaded, if any.
@@ -195,7 +195,7 @@ impl Server {
         &self.identity_path
     }
 
-    /// How the engine was rebuilt from the data folder at start.
+    /// Returns how the engine was rebuilt from the data folder at start.
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
     }
